@@ -1,0 +1,44 @@
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { ModuleName } from './module.ts';
+
+/** The agent's metrics about itself: process defaults plus module health, restarts and errors. */
+export function createSelfMetrics(version: string) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'nodeward_build_info',
+    help: 'Always 1; labels say which nodeward and Node.js run here.',
+    labelNames: ['version', 'nodejs'],
+    registers: [registry],
+  }).set({ version, nodejs: process.version }, 1);
+  return {
+    registry,
+    moduleUp: new Gauge<'module'>({
+      name: 'nodeward_module_up',
+      help: '1 while the module is running (between a start and its stop or failure).',
+      labelNames: ['module'],
+      registers: [registry],
+    }),
+    moduleReady: new Gauge<'module'>({
+      name: 'nodeward_module_ready',
+      help: '1 when the module reports ready (what /readyz checks).',
+      labelNames: ['module'],
+      registers: [registry],
+    }),
+    restarts: new Counter<'module'>({
+      name: 'nodeward_module_restarts_total',
+      help: 'Restarts of a module after it failed.',
+      labelNames: ['module'],
+      registers: [registry],
+    }),
+    errors: new Counter<'module' | 'code'>({
+      name: 'nodeward_errors_total',
+      help: 'Errors by module and error-registry code.',
+      labelNames: ['module', 'code'],
+      registers: [registry],
+    }),
+  };
+}
+
+export type SelfMetrics = ReturnType<typeof createSelfMetrics>;
+export type { ModuleName };
