@@ -1,2 +1,7 @@
+import { createMetricsModule } from './metrics/index.ts';
 import type { ModuleFactory, ModuleName } from './module.ts';
-export const MODULE_FACTORIES: Partial<Record<ModuleName, ModuleFactory>> = {};
+
+/** The module implementations this build ships. */
+export const MODULE_FACTORIES: Partial<Record<ModuleName, ModuleFactory>> = {
+  metrics: createMetricsModule,
+};

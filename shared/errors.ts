@@ -101,11 +101,23 @@ export const ERRORS = {
     cni: CNI.internal,
     doc: 'The log sink (Kafka, file) refuses writes; lines wait on disk.',
   },
+  METRICS_COLLECTOR_FAILED: {
+    retriable: true,
+    exit: EXIT.io,
+    cni: CNI.internal,
+    doc: 'A host metrics collector could not read or parse its kernel files; its series are left out of that scrape and nodeward_scrape_collector_success{collector} is 0.',
+  },
   LOG_PARSE: {
     retriable: false,
     exit: EXIT.internal,
     cni: CNI.internal,
     doc: 'A log line is neither CRI nor docker json-file; it is shipped raw and flagged.',
+  },
+  LOG_CHECKPOINT_UNUSABLE: {
+    retriable: false,
+    exit: EXIT.io,
+    cni: CNI.internal,
+    doc: 'The log checkpoint file is unreadable or of another version: it is moved aside and files are read again (lines may repeat, none is lost).',
   },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -1,0 +1,103 @@
+import { NodewardError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logger.ts';
+import type { Collector, Emit, Family, Labels } from './collector.ts';
+
+export interface NamedCollector {
+  readonly name: string;
+  readonly collector: Collector;
+}
+
+export interface Sample {
+  value: number;
+  labels?: Labels;
+}
+
+export interface CollectorOutcome {
+  readonly name: string;
+  readonly seconds: number;
+  readonly ok: boolean;
+}
+
+/** One collection: every sample by family, and how each collector did. */
+export interface Scrape {
+  readonly samples: Map<Family, Sample[]>;
+  readonly outcomes: CollectorOutcome[];
+}
+
+/** A broken collector fails every scrape (every 15 s or so); one warning per window is plenty. */
+export const FAILURE_LOG_INTERVAL_MS = 5 * 60_000;
+
+/**
+ * Runs the collectors side by side and gathers their samples. Calls made while a collection is in
+ * flight share it: the registry asks each family separately, within one tick, and all of them must
+ * see the same read of /proc. A failing collector contributes no samples and never fails the rest.
+ */
+export function createScraper(collectors: readonly NamedCollector[], log: Logger, clock = () => Date.now()) {
+  const failing = new Map<string, { loggedAt: number; suppressed: number }>();
+
+  const failed = (name: string, err: unknown) => {
+    const now = clock();
+    const state = failing.get(name);
+    if (state && now - state.loggedAt < FAILURE_LOG_INTERVAL_MS) {
+      state.suppressed++;
+      return;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    const error = new NodewardError('METRICS_COLLECTOR_FAILED', `collector ${name}: ${message}`, {
+      cause: err,
+      details: { collector: name },
+    });
+    log.warn(
+      { err: error, code: error.code, collector: name, suppressed: state?.suppressed ?? 0 },
+      'metrics collector failed; its series are left out until it recovers',
+    );
+    failing.set(name, { loggedAt: now, suppressed: 0 });
+  };
+
+  const succeeded = (name: string) => {
+    if (!failing.delete(name)) return;
+    log.info({ collector: name }, 'metrics collector recovered');
+  };
+
+  const runOne = async ({ name, collector }: NamedCollector) => {
+    const declared = new Set(collector.families);
+    const samples = new Map<Family, Sample[]>();
+    const emit: Emit = (family, value, labels) => {
+      if (!declared.has(family)) throw new Error(`emitted ${family.name}, which it did not declare`);
+      let list = samples.get(family);
+      if (!list) {
+        list = [];
+        samples.set(family, list);
+      }
+      list.push(labels ? { value, labels } : { value });
+    };
+    const start = performance.now();
+    let ok = true;
+    try {
+      await collector.collect(emit);
+      succeeded(name);
+    } catch (err) {
+      ok = false;
+      failed(name, err);
+    }
+    const outcome: CollectorOutcome = { name, seconds: (performance.now() - start) / 1000, ok };
+    return { outcome, samples: ok ? samples : undefined };
+  };
+
+  let inflight: Promise<Scrape> | undefined;
+  const collectAll = async (): Promise<Scrape> => {
+    try {
+      const results = await Promise.all(collectors.map(runOne));
+      const samples = new Map<Family, Sample[]>();
+      for (const r of results) for (const [family, list] of r.samples ?? []) samples.set(family, list);
+      return { samples, outcomes: results.map((r) => r.outcome) };
+    } finally {
+      inflight = undefined;
+    }
+  };
+
+  return (): Promise<Scrape> => {
+    inflight ??= collectAll();
+    return inflight;
+  };
+}

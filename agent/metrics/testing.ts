@@ -1,0 +1,91 @@
+import { fileURLToPath } from 'node:url';
+import { type MetricsConfig, metricsSchema } from '../../shared/config/metrics.ts';
+import type { Collector, Labels } from './collector.ts';
+
+/** Helpers for the metrics tests; not used at run time. */
+
+export const fixture = (...path: string[]) =>
+  fileURLToPath(new URL(['fixtures', ...path].join('/'), import.meta.url));
+
+/** Settings with defaults, reading procfs from a fixture tree. */
+export function settingsFor(procRoot: string, overrides: Record<string, unknown> = {}): MetricsConfig {
+  return metricsSchema.parse({ procRoot, ...overrides });
+}
+
+export interface TestSample {
+  name: string;
+  value: number;
+  labels: Labels;
+}
+
+/** One collection of one collector, as a flat list. */
+export async function collectSamples(collector: Collector): Promise<TestSample[]> {
+  const out: TestSample[] = [];
+  await collector.collect((family, value, labels = {}) => {
+    out.push({ name: family.name, value, labels });
+  });
+  return out;
+}
+
+/** The value of the one sample with this name (and labels), failing loudly if there is not exactly one. */
+export function sampleValue(samples: TestSample[], name: string, labels: Labels = {}): number {
+  const found = samples.filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+  if (found.length !== 1) throw new Error(`${found.length} samples of ${name} ${JSON.stringify(labels)}`);
+  return found[0]!.value;
+}
+
+export interface ExposedFamily {
+  help?: string;
+  type?: string;
+  samples: { labels: Record<string, string>; value: number }[];
+}
+
+/**
+ * A strict reader of the Prometheus text format (0.0.4) as our registry writes it: every sample
+ * must follow its family's HELP and TYPE, names and label names must be valid, values must parse.
+ */
+export function parseExposition(text: string): Map<string, ExposedFamily> {
+  const families = new Map<string, ExposedFamily>();
+  const name = '[a-zA-Z_:][a-zA-Z0-9_:]*';
+  const meta = new RegExp(`^# (HELP|TYPE) (${name}) (.*)$`);
+  const sample = new RegExp(`^(${name})(?:\\{(.*)\\})? (\\S+)$`);
+  const label = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(?:,|$)/y;
+  let current: string | undefined;
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const m = meta.exec(line);
+    if (m) {
+      const [, kind, fam, rest] = m;
+      const entry = families.get(fam!) ?? { samples: [] };
+      if (kind === 'HELP') entry.help = rest;
+      else entry.type = rest;
+      families.set(fam!, entry);
+      current = fam;
+      continue;
+    }
+    const s = sample.exec(line);
+    if (!s) throw new Error(`not an exposition line: ${line}`);
+    const [, fam, rawLabels = '', rawValue] = s;
+    if (fam !== current) throw new Error(`sample of ${fam} outside its family (${current})`);
+    const labels: Record<string, string> = {};
+    label.lastIndex = 0;
+    while (label.lastIndex < rawLabels.length) {
+      const l = label.exec(rawLabels);
+      if (!l) throw new Error(`bad labels in ${line}`);
+      labels[l[1]!] = l[2]!.replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
+    }
+    const value = Number(rawValue);
+    if (Number.isNaN(value) && rawValue !== 'NaN') throw new Error(`bad value in ${line}`);
+    families.get(fam!)!.samples.push({ labels, value });
+  }
+  for (const [fam, entry] of families) {
+    if (entry.help === undefined || !['counter', 'gauge', 'untyped'].includes(entry.type ?? '')) {
+      throw new Error(`${fam}: missing HELP or TYPE`);
+    }
+    const keys = entry.samples.map((s) => JSON.stringify(Object.entries(s.labels).sort()));
+    if (new Set(keys).size !== keys.length) throw new Error(`${fam}: duplicate series`);
+  }
+  return families;
+}
