@@ -1,18 +1,162 @@
 import { z } from 'zod';
-import { hostPort } from './units.ts';
+import { duration, hostPort, shown, size } from './units.ts';
+
+const SINKS = ['file', 'stdout', 'kafka'] as const;
+const COMPRESSIONS = ['gzip', 'none'] as const;
+/** Labels a Kafka topic template may name, as `{namespace}`. */
+export const TOPIC_PLACEHOLDERS = ['namespace', 'pod', 'container', 'node'] as const;
 
 /** The `logs` section: the log shipper (log-shipper/). */
-export const logsSchema = z.strictObject({
-  enabled: z.boolean().default(true).describe('Ship container log lines.'),
-  root: z
-    .string()
-    .min(1)
-    .default('.nodeward/containers')
-    .describe('Directory of container log files (/var/log/containers on a node).'),
-  kafka: z
-    .strictObject({
-      brokers: z.array(hostPort()).default([]).describe('Bootstrap brokers, host:port.'),
-    })
-    .prefault({})
-    .describe('Kafka sink.'),
-});
+export const logsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Ship container log lines.'),
+    root: z
+      .string()
+      .min(1)
+      .default('.nodeward/containers')
+      .describe('Directory of container log files (/var/log/containers on a node); created if missing.'),
+    sink: z
+      .enum(SINKS, { error: (issue) => `expected one of ${SINKS.join(', ')}, got ${shown(issue.input)}` })
+      .default('file')
+      .describe('Where lines go: file (logs.file.path), stdout, or kafka (logs.kafka).'),
+    readFrom: z
+      .enum(['beginning', 'end'])
+      .default('beginning')
+      .describe(
+        'Where to start in files that have no checkpoint and already exist at the first start; files that appear later are always read from the beginning.',
+      ),
+    maxLineBytes: size()
+      .prefault('64KiB')
+      .describe(
+        'Longest message shipped as one record; longer lines (and merged partial lines) are split into records flagged truncated.',
+      ),
+    maxInflightBytes: size()
+      .prefault('16MiB')
+      .describe(
+        'Bytes read but not yet acknowledged by the sink; at this cap tailers pause and the files keep the data.',
+      ),
+    pollInterval: duration()
+      .prefault('250ms')
+      .describe(
+        'How often an idle file is checked for growth, rotation and truncation (besides watch events).',
+      ),
+    rescanInterval: duration()
+      .prefault('10s')
+      .describe('Full rescan of logs.root, a safety net for missed watch events.'),
+    rotateWait: duration()
+      .prefault('5s')
+      .describe(
+        'How long a renamed (rotated) file keeps being read after it last grew, before it is closed.',
+      ),
+    checkpointInterval: duration()
+      .prefault('5s')
+      .describe(
+        'How often acknowledged offsets are persisted to <dataDir>/logs/checkpoints.json (also on shutdown).',
+      ),
+    flushTimeout: duration()
+      .prefault('5s')
+      .describe(
+        'At shutdown, how long to keep delivering lines already read; what is left is re-read on the next start.',
+      ),
+    batch: z
+      .strictObject({
+        maxLines: z.int().min(1).default(2000).describe('Most records in one sink batch.'),
+        maxBytes: size()
+          .prefault('512KiB')
+          .describe(
+            'Most bytes in one sink batch (keep below the broker message.max.bytes when uncompressed).',
+          ),
+        wait: duration()
+          .prefault('100ms')
+          .describe('How long a batch that is not full waits for more lines.'),
+      })
+      .prefault({})
+      .describe('Batching towards the sink.'),
+    retry: z
+      .strictObject({
+        initialBackoff: duration()
+          .prefault('100ms')
+          .describe('First wait after a failed send; doubled after each failure.'),
+        maxBackoff: duration().prefault('10s').describe('Longest wait between two sends of the same batch.'),
+        giveUpAfter: duration()
+          .prefault('2m')
+          .describe(
+            'How long a batch is retried before the module fails with SINK_UNAVAILABLE and the agent restarts it (nothing acknowledged is lost).',
+          ),
+      })
+      .prefault({})
+      .describe('Retries of failed sink sends.'),
+    file: z
+      .strictObject({
+        path: z
+          .string()
+          .min(1)
+          .default('.nodeward/logs.jsonl')
+          .describe('File the file sink appends JSON lines to (fsync per batch).'),
+      })
+      .prefault({})
+      .describe('File sink.'),
+    kafka: z
+      .strictObject({
+        brokers: z.array(hostPort()).default([]).describe('Bootstrap brokers, host:port.'),
+        topic: z
+          .string()
+          .min(1)
+          .refine(
+            (t) =>
+              [...t.matchAll(/\{([^}]*)\}/g)].every((m) =>
+                (TOPIC_PLACEHOLDERS as readonly string[]).includes(m[1] ?? ''),
+              ),
+            { error: `a topic template may only use ${TOPIC_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}` },
+          )
+          .default('logs.{namespace}')
+          .describe(
+            'Topic template; {namespace}, {pod}, {container} and {node} are replaced (characters Kafka rejects become _).',
+          ),
+        clientId: z.string().min(1).default('nodeward').describe('Kafka client id.'),
+        acks: z
+          .union([z.literal(-1), z.literal(1)], {
+            error: (issue) =>
+              `expected -1 (all in-sync replicas) or 1 (leader), got ${shown(issue.input)}; 0 gives no acknowledgement to checkpoint on`,
+          })
+          .default(-1)
+          .describe('Acknowledgement a batch waits for: -1 all in-sync replicas, 1 the leader only.'),
+        compression: z
+          .enum(COMPRESSIONS, {
+            error: (issue) =>
+              `expected "gzip" or "none" (snappy, lz4 and zstd are not supported yet), got ${shown(issue.input)}`,
+          })
+          .default('gzip')
+          .describe('Batch compression: gzip or none.'),
+        timeout: duration()
+          .prefault('30s')
+          .describe('Request timeout towards the brokers, and how long the leader may wait for replicas.'),
+      })
+      .prefault({})
+      .describe('Kafka sink.'),
+  })
+  .superRefine((logs, ctx) => {
+    if (logs.maxLineBytes < 1024) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxLineBytes'],
+        message: `must be at least 1KiB, got ${logs.maxLineBytes}`,
+      });
+    }
+    if (logs.enabled && logs.sink === 'kafka' && logs.kafka.brokers.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kafka', 'brokers'],
+        message: 'logs.sink is kafka: list at least one broker host:port',
+      });
+    }
+    if (logs.batch.maxBytes > logs.maxInflightBytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batch', 'maxBytes'],
+        message: `must not exceed logs.maxInflightBytes (${logs.maxInflightBytes} bytes), got ${logs.batch.maxBytes}`,
+      });
+    }
+  });
+
+export type LogsConfig = z.output<typeof logsSchema>;

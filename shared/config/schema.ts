@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { LOG_LEVELS } from '../logger.ts';
 import { logsSchema } from './logs.ts';
 import { metricsSchema } from './metrics.ts';
+import { networkSchema } from './network.ts';
 import { duration, hostPort } from './units.ts';
 
 /**
@@ -67,17 +68,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('Restarting modules that fail.'),
-  network: z
-    .strictObject({
-      enabled: z
-        .boolean()
-        .default(false)
-        .describe(
-          'Serve the CNI plugin and IPAM (needs root and a network to manage; off in the embedded default).',
-        ),
-    })
-    .prefault({})
-    .describe('Pod networking: CNI server and IPAM (ipam-cni/).'),
+  network: networkSchema.prefault({}).describe('Pod networking: CNI server and IPAM (ipam-cni/).'),
   logs: logsSchema.prefault({}).describe('Container log shipping (log-shipper/).'),
   metrics: metricsSchema.prefault({}).describe('Host and container metrics (agent/metrics/).'),
 });
