@@ -1,7 +1,7 @@
-import { once } from 'node:events';
 import { Command, CommanderError, Option } from 'commander';
 import { stringify } from 'yaml';
 import pkg from '../package.json' with { type: 'json' };
+import { renderExampleConfig } from '../shared/config/example.ts';
 import {
   type Config,
   configSchema,
@@ -35,7 +35,19 @@ function effectiveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): Config {
   return loadConfig({ file: flags.config ?? env['NODEWARD_CONFIG'], env, sets });
 }
 
+/** Resolves with the first SIGTERM/SIGINT; listening from now on, so no early signal kills us unflushed. */
+function firstSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off('SIGTERM', on).off('SIGINT', on);
+      resolve(sig);
+    };
+    process.on('SIGTERM', on).on('SIGINT', on);
+  });
+}
+
 async function runAgent(flags: ConfigFlags, env: NodeJS.ProcessEnv): Promise<number> {
+  const stopRequested = firstSignal();
   const config = effectiveConfig(flags, env);
   const log = createLogger(config.log.level);
   // Loaded only for `agent`: the modules pull in Kafka, etcd and Docker clients that `config` and the
@@ -43,11 +55,7 @@ async function runAgent(flags: ConfigFlags, env: NodeJS.ProcessEnv): Promise<num
   const { startAgent } = await import('./agent.ts');
   const { MODULE_FACTORIES } = await import('./modules.ts');
   const agent = await startAgent({ config, log, version: VERSION, factories: MODULE_FACTORIES });
-  const signal = await Promise.race(
-    [once(process, 'SIGTERM'), once(process, 'SIGINT')].map((p, i) =>
-      p.then(() => (i ? 'SIGINT' : 'SIGTERM')),
-    ),
-  );
+  const signal = await stopRequested;
   log.info({ signal, deadlineMs: config.shutdown.deadline }, 'stopping');
   // A second signal while stopping means "now": kubelet or an impatient operator gave up waiting.
   const force = () => {
@@ -132,6 +140,10 @@ Examples:
     .action((file: string | undefined, flags: ConfigFlags) => {
       io.stdout(stringify(effectiveConfig({ ...flags, config: file ?? flags.config }, io.env)));
     });
+  config
+    .command('example')
+    .description('print a config file with every key at its default, commented (deploy/config.example.yaml)')
+    .action(() => io.stdout(renderExampleConfig()));
   config
     .command('docs')
     .description('list every config key with its default, env variable and meaning')

@@ -1,7 +1,9 @@
+import { createLogsModule } from '../log-shipper/index.ts';
 import { createMetricsModule } from './metrics/index.ts';
 import type { ModuleFactory, ModuleName } from './module.ts';
 
 /** The module implementations this build ships. */
 export const MODULE_FACTORIES: Partial<Record<ModuleName, ModuleFactory>> = {
+  logs: createLogsModule,
   metrics: createMetricsModule,
 };

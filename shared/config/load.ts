@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { NodewardError } from '../errors.ts';
-import { formatPath } from './keys.ts';
+import { formatPath, shapeOf } from './keys.ts';
 import { applyOverrides, envOverrides, flagOverrides, type Override } from './overrides.ts';
 import { type Config, configSchema } from './schema.ts';
 import { shown } from './units.ts';
@@ -89,8 +89,23 @@ export function formatIssues(
   return lines;
 }
 
+/**
+ * A section written with all its keys commented out (`node:` alone) is YAML null: read it as an
+ * empty section, as an operator means it, rather than rejecting it.
+ */
+function dropEmptySections(raw: unknown, schema: Parameters<typeof shapeOf>[0]): void {
+  const shape = shapeOf(schema);
+  if (!shape || raw === null || typeof raw !== 'object' || Array.isArray(raw)) return;
+  const obj = raw as Record<string, unknown>;
+  for (const [key, child] of Object.entries(shape)) {
+    if (obj[key] === null && shapeOf(child)) delete obj[key];
+    else dropEmptySections(obj[key], child);
+  }
+}
+
 /** Validates a raw config object (file content plus overrides already applied). */
 export function parseConfig(raw: unknown, overrides: readonly Override[] = [], origin = 'config'): Config {
+  dropEmptySections(raw, configSchema);
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (result.success) return result.data;
   const lines = formatIssues(result.error.issues, overrides);

@@ -2,9 +2,19 @@ import { z } from 'zod';
 import { duration, hostPort, shown, size } from './units.ts';
 
 const SINKS = ['file', 'stdout', 'kafka'] as const;
-const COMPRESSIONS = ['gzip', 'none'] as const;
 /** Labels a Kafka topic template may name, as `{namespace}`. */
 export const TOPIC_PLACEHOLDERS = ['namespace', 'pod', 'container', 'node'] as const;
+
+/** A custom issue rather than an enum's, so the message can say what is missing, not only what is allowed. */
+const compression = () =>
+  z.unknown().transform((value, ctx) => {
+    if (value === 'gzip' || value === 'none') return value;
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected "gzip" or "none" (snappy, lz4 and zstd are not supported yet), got ${shown(value)}`,
+    });
+    return z.NEVER;
+  });
 
 /** The `logs` section: the log shipper (log-shipper/). */
 export const logsSchema = z
@@ -16,7 +26,7 @@ export const logsSchema = z
       .default('.nodeward/containers')
       .describe('Directory of container log files (/var/log/containers on a node); created if missing.'),
     sink: z
-      .enum(SINKS, { error: (issue) => `expected one of ${SINKS.join(', ')}, got ${shown(issue.input)}` })
+      .enum(SINKS)
       .default('file')
       .describe('Where lines go: file (logs.file.path), stdout, or kafka (logs.kafka).'),
     readFrom: z
@@ -31,14 +41,14 @@ export const logsSchema = z
         'Longest message shipped as one record; longer lines (and merged partial lines) are split into records flagged truncated.',
       ),
     maxInflightBytes: size()
-      .prefault('16MiB')
+      .prefault('4MiB')
       .describe(
         'Bytes read but not yet acknowledged by the sink; at this cap tailers pause and the files keep the data.',
       ),
     pollInterval: duration()
-      .prefault('250ms')
+      .prefault('1s')
       .describe(
-        'How often an idle file is checked for growth, rotation and truncation (besides watch events).',
+        'How often an idle file is checked for growth, rotation and truncation; watch events wake it sooner.',
       ),
     rescanInterval: duration()
       .prefault('10s')
@@ -121,13 +131,7 @@ export const logsSchema = z
           })
           .default(-1)
           .describe('Acknowledgement a batch waits for: -1 all in-sync replicas, 1 the leader only.'),
-        compression: z
-          .enum(COMPRESSIONS, {
-            error: (issue) =>
-              `expected "gzip" or "none" (snappy, lz4 and zstd are not supported yet), got ${shown(issue.input)}`,
-          })
-          .default('gzip')
-          .describe('Batch compression: gzip or none.'),
+        compression: compression().default('gzip').describe('Batch compression: gzip or none.'),
         timeout: duration()
           .prefault('30s')
           .describe('Request timeout towards the brokers, and how long the leader may wait for replicas.'),

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { logsSchema } from '../shared/config/logs.ts';
+
+describe('logs config', () => {
+  it('has embedded defaults for everything', () => {
+    expect(logsSchema.parse({})).toEqual({
+      enabled: true,
+      root: '.nodeward/containers',
+      sink: 'file',
+      readFrom: 'beginning',
+      maxLineBytes: 64 * 1024,
+      maxInflightBytes: 4 * 1024 * 1024,
+      pollInterval: 1000,
+      rescanInterval: 10_000,
+      rotateWait: 5000,
+      checkpointInterval: 5000,
+      flushTimeout: 5000,
+      batch: { maxLines: 2000, maxBytes: 512 * 1024, wait: 100 },
+      retry: { initialBackoff: 100, maxBackoff: 10_000, giveUpAfter: 120_000 },
+      file: { path: '.nodeward/logs.jsonl' },
+      kafka: {
+        brokers: [],
+        topic: 'logs.{namespace}',
+        clientId: 'nodeward',
+        acks: -1,
+        compression: 'gzip',
+        timeout: 30_000,
+      },
+    });
+  });
+
+  it('rejects what it cannot do yet, saying why', () => {
+    const message = (input: unknown) =>
+      logsSchema.safeParse(input).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(message({ kafka: { compression: 'snappy' } })).toEqual([
+      'kafka.compression: expected "gzip" or "none" (snappy, lz4 and zstd are not supported yet), got "snappy"',
+    ]);
+    expect(message({ kafka: { acks: 0 } })?.[0]).toContain('0 gives no acknowledgement');
+    expect(message({ sink: 'kafka' })).toEqual([
+      'kafka.brokers: logs.sink is kafka: list at least one broker host:port',
+    ]);
+    expect(message({ kafka: { topic: 'logs.{labels}' } })?.[0]).toContain(
+      '{namespace}, {pod}, {container}, {node}',
+    );
+    expect(message({ kafka: { brokers: ['nohost'] } })?.[0]).toContain('expected host:port');
+    expect(message({ maxLineBytes: 10 })?.[0]).toContain('at least 1KiB');
+    expect(message({ batch: { maxBytes: '8MiB' } })?.[0]).toContain('must not exceed logs.maxInflightBytes');
+    expect(message({ bogus: 1 })?.[0]).toContain('bogus');
+  });
+});

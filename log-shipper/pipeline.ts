@@ -1,0 +1,176 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LogsConfig } from '../shared/config/logs.ts';
+import { asNodewardError, NodewardError } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+import { Batcher } from './batch.ts';
+import { CheckpointStore } from './checkpoint.ts';
+import { Sender } from './deliver.ts';
+import { createDiscovery } from './discover.ts';
+import { createEnricher, type PodMetadataSource } from './enrich.ts';
+import { InflightBudget } from './inflight.ts';
+import type { LogsMetrics } from './metrics.ts';
+import { createRouter } from './route.ts';
+import { createSink, reasonOf, type Sink } from './sink/index.ts';
+import { Sources } from './sources.ts';
+import { BufferPool } from './tail.ts';
+
+/**
+ * One run of the log shipper: discover → tail → parse → enrich → route → batch → deliver, with
+ * acknowledgements flowing back into the checkpoints. Stops on `signal` (delivering what was read,
+ * within logs.flushTimeout) or when the sink stays down past logs.retry.giveUpAfter.
+ */
+
+export interface PipelineConfig {
+  node: string;
+  dataDir: string;
+  logs: LogsConfig;
+}
+
+export interface PipelineDeps {
+  log: Logger;
+  metrics: LogsMetrics;
+  signal: AbortSignal;
+  setReady(ready: boolean, reason?: string): void;
+  /** Pod metadata for labels beyond the file name (milestone 2: the kubelet's /pods). */
+  metadata?: PodMetadataSource;
+  /** For tests: a sink other than the configured one. */
+  sink?: Sink;
+}
+
+export function checkpointPath(dataDir: string): string {
+  return join(dataDir, 'logs', 'checkpoints.json');
+}
+
+export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): Promise<void> {
+  const { logs } = config;
+  const { log, metrics, signal } = deps;
+  if (signal.aborted) return;
+  try {
+    // The embedded default watches a directory nobody else creates.
+    await mkdir(logs.root, { recursive: true });
+  } catch (err) {
+    throw new NodewardError('IO', `cannot create the log root ${logs.root}: ${(err as Error).message}`, {
+      cause: err,
+      details: { root: logs.root },
+    });
+  }
+  const checkpoints = await CheckpointStore.load(checkpointPath(config.dataDir), log);
+  const sink = deps.sink ?? createSink(logs, log);
+  try {
+    await sink.open();
+  } catch (err) {
+    await sink.close().catch(() => {});
+    throw asNodewardError(err);
+  }
+
+  const budget = new InflightBudget(logs.maxInflightBytes);
+  const sender = new Sender(
+    sink,
+    logs.retry,
+    {
+      acked(batch, seconds) {
+        metrics.sendDuration.observe({ sink: sink.name }, seconds);
+        for (const slot of batch.slots) {
+          checkpoints.ack(slot.owner.entry, slot.gen, slot.end);
+          if (slot.lines > 0) {
+            metrics.linesSent.inc({ namespace: slot.owner.namespace }, slot.lines);
+            metrics.bytesSent.inc({ namespace: slot.owner.namespace }, slot.bytes);
+          }
+        }
+        budget.release(batch.bytes);
+        batch.release();
+      },
+      failed(err, attempt, retryInMs) {
+        metrics.sinkErrors.inc({ sink: sink.name, code: reasonOf(err) });
+        const level = attempt === 1 || attempt % 10 === 0 ? 'warn' : 'debug';
+        log[level]({ err, code: err.code, attempt, retryInMs }, 'log sink send failed; retrying');
+      },
+    },
+    log,
+  );
+  const batcher = new Batcher(logs.batch, budget, (batch) => sender.enqueue(batch));
+  const sources = new Sources({
+    options: logs,
+    checkpoints,
+    batcher,
+    budget,
+    pool: new BufferPool(logs.maxLineBytes),
+    enricher: createEnricher({ node: config.node, ...(deps.metadata ? { metadata: deps.metadata } : {}) }),
+    router: createRouter(logs.kafka.topic),
+    metrics,
+    log,
+  });
+  const discovery = createDiscovery(
+    logs.root,
+    logs.rescanInterval,
+    {
+      added: (path) => void sources.added(path),
+      removed: (path) => sources.removed(path),
+      changed: (path) => sources.changed(path),
+    },
+    log,
+  );
+  metrics.attach({
+    inflightBytes: () => budget.bytes,
+    filesWatched: () => sources.count,
+    checkpointLagBytes: () => sources.lagBytes(),
+  });
+
+  let failure: NodewardError | undefined;
+  const stop = new AbortController();
+  const fail = (err: unknown) => {
+    failure ??= asNodewardError(err);
+    stop.abort();
+  };
+  const onAbort = () => stop.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  // Aborted while the sink was opening: the listener came too late to hear it.
+  if (signal.aborted) stop.abort();
+  const delivering = sender.run().catch(fail);
+  const timers: NodeJS.Timeout[] = [];
+  try {
+    const initial = await discovery.start();
+    await Promise.all(initial.map((path) => sources.added(path, true)));
+    await sources.recover();
+    if (!stop.signal.aborted) deps.setReady(true);
+    log.info({ root: logs.root, sink: sink.name, files: sources.count }, 'log shipper running');
+    timers.push(setInterval(() => sources.tick(), logs.pollInterval));
+    timers.push(setInterval(() => void checkpoints.persist().catch(fail), logs.checkpointInterval));
+    await new Promise<void>((resolve) => {
+      if (stop.signal.aborted) resolve();
+      else stop.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  } catch (err) {
+    fail(err);
+  } finally {
+    deps.setReady(false, failure ? `failed: ${failure.code}` : 'stopping');
+    for (const t of timers) clearInterval(t);
+    signal.removeEventListener('abort', onAbort);
+    await discovery.stop().catch(() => {});
+    await sources.stop();
+    batcher.flush();
+    const deadline = Date.now() + logs.flushTimeout;
+    sender.close(deadline);
+    await until(delivering, deadline);
+    metrics.attach(undefined);
+    try {
+      await checkpoints.persist();
+    } catch (err) {
+      failure ??= asNodewardError(err);
+    }
+    await sink.close().catch((err: unknown) => log.debug({ err }, 'closing the log sink failed'));
+    log.info({ sink: sink.name, undelivered: sender.queued }, 'log shipper stopped');
+  }
+  if (failure !== undefined) throw failure;
+}
+
+/** Settles with `work`, or at `deadline` (epoch ms) if that comes first. */
+async function until(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work,
+    new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
+  ]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,111 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { appendFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentModule } from '../agent/module.ts';
+import { type Config, type ConfigInput, configSchema } from '../shared/config/schema.ts';
+import type { Lab } from '../test/lab/index.ts';
+
+/**
+ * Test helpers shaped like a kubelet node: /var/log/pods/<ns>_<pod>_<uid>/<container>/0.log and
+ * the /var/log/containers/<pod>_<ns>_<container>-<id>.log symlink to it; CRI lines; a module run
+ * that can be stopped and started again like the supervisor does.
+ */
+
+export interface FakeContainer {
+  namespace: string;
+  pod: string;
+  uid: string;
+  container: string;
+  id: string;
+  /** The symlink under the root. */
+  link: string;
+  /** The file the runtime writes: <pods>/<ns>_<pod>_<uid>/<container>/0.log. */
+  file: string;
+}
+
+export function fakeContainer(
+  root: string,
+  pods: string,
+  namespace: string,
+  pod: string,
+  container = 'app',
+): FakeContainer {
+  const uid = randomUUID();
+  const id = randomBytes(32).toString('hex');
+  const dir = join(pods, `${namespace}_${pod}_${uid}`, container);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, '0.log');
+  appendFileSync(file, '');
+  const link = join(root, `${pod}_${namespace}_${container}-${id}.log`);
+  symlinkSync(file, link);
+  return { namespace, pod, uid, container, id, link, file };
+}
+
+export function criLine(
+  message: string,
+  stream: 'stdout' | 'stderr' = 'stdout',
+  tag: 'F' | 'P' = 'F',
+): string {
+  return `${new Date().toISOString()} ${stream} ${tag} ${message}\n`;
+}
+
+export function dockerLine(message: string, stream: 'stdout' | 'stderr' = 'stdout'): string {
+  return `${JSON.stringify({ log: `${message}\n`, stream, time: new Date().toISOString() })}\n`;
+}
+
+/** Appends lines `${prefix}-${from}` … `${prefix}-${to - 1}`, CRI unless told docker. */
+export function writeLines(
+  file: string,
+  prefix: string,
+  from: number,
+  to: number,
+  format: 'cri' | 'docker' = 'cri',
+): void {
+  const line = format === 'cri' ? criLine : dockerLine;
+  let text = '';
+  for (let i = from; i < to; i++) text += line(`${prefix}-${i}`);
+  appendFileSync(file, text);
+}
+
+export function testConfig(input: ConfigInput): Config {
+  return configSchema.parse(input);
+}
+
+export interface Running {
+  ready: Promise<void>;
+  /** Aborts the run and waits for it to resolve (rejects with the run's error). */
+  stop(): Promise<void>;
+  /** The run's outcome, for runs expected to fail. */
+  done: Promise<void>;
+}
+
+/**
+ * Runs the module until stop(). The lab stops it too, before it removes the temp dirs: a test that
+ * fails half-way must not leave a run writing checkpoints into a deleted directory.
+ */
+export function startRun(module: AgentModule, lab: Lab): Running {
+  const abort = new AbortController();
+  let readyNow: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    readyNow = resolve;
+  });
+  const done = module.run({
+    signal: abort.signal,
+    setReady: (r) => {
+      if (r) readyNow();
+    },
+  });
+  done.catch(() => {});
+  lab.defer('stop the logs module run', async () => {
+    abort.abort();
+    await done.catch(() => {});
+  });
+  return {
+    ready: Promise.race([ready, done.then(() => Promise.reject(new Error('run ended before ready')))]),
+    done,
+    async stop() {
+      abort.abort();
+      await done;
+    },
+  };
+}
