@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -7,7 +7,9 @@ import { freePort } from '../../test/lab/ports.ts';
 import { cpuSeconds, rssBytes } from '../lib/proc-stats.ts';
 import { type Bench, metric } from '../types.ts';
 
-const NODEWARD = resolve(import.meta.dirname, '../../agent/bin/nodeward.ts');
+const ROOT = resolve(import.meta.dirname, '../..');
+/** The bundle the image runs (`npm run build`), not the sources: that is what a node pays for. */
+const NODEWARD = join(ROOT, 'build/nodeward.mjs');
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
 
 async function waitHttp(url: string, ms = 20_000): Promise<void> {
@@ -30,10 +32,11 @@ async function waitHttp(url: string, ms = 20_000): Promise<void> {
  * scraped) beside node_exporter at rest, measured over the same window.
  */
 const bench: Bench = {
-  description: 'idle CPU and memory of the agent vs node_exporter, same window',
+  description: 'idle CPU and memory of the agent (bundle) vs node_exporter, same window',
   async run({ quick, log }) {
     if (!existsSync(NODE_EXPORTER))
       throw new Error(`${NODE_EXPORTER} missing: apt-get install prometheus-node-exporter`);
+    execFileSync(process.execPath, [join(ROOT, 'deploy/build.ts')], { stdio: 'ignore' });
     const dir = mkdtempSync(join(tmpdir(), 'nodeward-bench-idle-'));
     const children: ChildProcess[] = [];
     try {
