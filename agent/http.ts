@@ -41,7 +41,8 @@ export function createHttpServer(deps: HttpDeps): Server {
     const { text, contentType } = await collect();
     const headers: Record<string, string> = { 'content-type': contentType, vary: 'accept-encoding' };
     if (/\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) {
-      res.writeHead(200, { ...headers, 'content-encoding': 'gzip' }).end(await gzipAsync(text));
+      // Level 1: half the CPU of the default for ~8 % more bytes — scrapes are frequent, bytes are local.
+      res.writeHead(200, { ...headers, 'content-encoding': 'gzip' }).end(await gzipAsync(text, { level: 1 }));
     } else {
       res.writeHead(200, headers).end(text);
     }

@@ -23,8 +23,9 @@ const result = await build({
   banner: {
     js: "import { createRequire as __nwRequire } from 'node:module'; const require = __nwRequire(import.meta.url);",
   },
-  // Native optional add-on of ssh2 (via dockerode); ssh2 falls back to pure JS without it.
-  external: ['cpu-features'],
+  // Left in node_modules, loaded from there: native optional add-ons; etcd3 and dockerode (via
+  // ssh2), which read files relative to their own __dirname at load time.
+  external: ['cpu-features', '*.node', 'etcd3', 'dockerode'],
   legalComments: 'linked',
   logLevel: 'warning',
   metafile: true,

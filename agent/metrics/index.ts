@@ -1,10 +1,30 @@
-import { Registry } from 'prom-client';
+import { existsSync } from 'node:fs';
+import type { Registry } from 'prom-client';
 import { HOST_COLLECTORS, type HostCollectorName, type MetricsConfig } from '../../shared/config/metrics.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { ModuleFactory } from '../module.ts';
+import { createAlerts } from './alerts/alertmanager.ts';
 import { HOST_COLLECTOR_FACTORIES } from './collectors/index.ts';
-import { registerCollectors } from './registry.ts';
-import type { NamedCollector } from './scrape.ts';
+import { detectCgroupLayout } from './containers/cgroup.ts';
+import { createContainerCollector } from './containers/collector.ts';
+import { createDockerSource } from './containers/docker.ts';
+import { createCgroupSource } from './containers/kubelet-cgroups.ts';
+import type { ContainerSource, PodLookup } from './containers/source.ts';
+import { encodeJsonPush, toJsonPush } from './push/json.ts';
+import {
+  createPusher,
+  createPushStats,
+  PUSH_LAST_SUCCESS,
+  PUSH_REQUESTS,
+  type Pusher,
+  pushStatsSamples,
+  type Snapshot,
+} from './push/push.ts';
+import { encodeRemoteWrite } from './push/remote-write.ts';
+import { MetricsRegistry, registerCollectors, registerFamilies } from './registry.ts';
+import type { NamedCollector, Scrape } from './scrape.ts';
+
+export type { ContainerInfo, ContainerSource, PodLookup } from './containers/source.ts';
 
 /** The host collectors that `metrics.collectors` turns on, created once. */
 export function createHostCollectors(settings: MetricsConfig): NamedCollector[] {
@@ -15,22 +35,161 @@ export function createHostCollectors(settings: MetricsConfig): NamedCollector[] 
 
 /** A registry with the enabled host collectors on it; it reads the kernel files at each scrape. */
 export function createHostRegistry(settings: MetricsConfig, log: Logger): Registry {
-  const registry = new Registry();
+  const registry = new MetricsRegistry();
   if (settings.enabled) registerCollectors(registry, createHostCollectors(settings), log);
   return registry;
 }
 
 /**
- * The metrics module. Collection happens inside scrapes of its registry, so `run` has nothing to
- * drive: it reports ready and waits to be stopped. (Process metrics are the agent's, not ours.)
+ * Where container identity comes from: the Docker socket when there is one (or when asked), else
+ * the kubelet's cgroup layout, named through `pods` when the pod metadata source is given.
+ */
+export function createContainerSource(
+  settings: MetricsConfig,
+  log: Logger,
+  pods?: PodLookup,
+): ContainerSource {
+  const { containers } = settings;
+  const layout = detectCgroupLayout(containers.cgroupRoot);
+  const docker =
+    containers.source === 'docker' || (containers.source === 'auto' && existsSync(containers.dockerSocket));
+  if (docker) {
+    return createDockerSource({
+      socketPath: containers.dockerSocket,
+      procRoot: settings.procRoot,
+      cgroupVersion: layout.version,
+      reconnectMax: containers.reconnectMax,
+      log,
+    });
+  }
+  return createCgroupSource(pods ? { layout, pods } : { layout });
+}
+
+export interface MetricsOptions {
+  readonly log: Logger;
+  /** This node's name: the instance label of pushed series and alerts. */
+  readonly node: string;
+  /** Pod metadata for the cgroup-layout source (containerd, CRI-O nodes). */
+  readonly pods?: PodLookup;
+  /** A ready-made container source (tests); default: from settings. */
+  readonly source?: ContainerSource;
+}
+
+/** The module's parts: one registry, one shared collection, and what runs in the background. */
+export interface Metrics {
+  readonly registry: Registry;
+  /** One collection of every collector, shared with concurrent scrapes (push and alerts use it too). */
+  readonly scrape: () => Promise<Scrape>;
+  /** A collection plus the alert state, as pushes and rules read it. */
+  readonly snapshot: () => Promise<Snapshot>;
+  readonly source: ContainerSource | undefined;
+  readonly remoteWrite: Pusher | undefined;
+  readonly jsonPush: Pusher | undefined;
+  readonly alerts: ReturnType<typeof createAlerts>;
+  /** Follows container events, pushes and evaluates alerts until the signal aborts. */
+  run(signal: AbortSignal): Promise<void>;
+}
+
+export function createMetrics(settings: MetricsConfig, opts: MetricsOptions): Metrics {
+  const { log } = opts;
+  const registry = new MetricsRegistry();
+  const collectors = settings.enabled ? createHostCollectors(settings) : [];
+  let source: ContainerSource | undefined;
+  if (settings.enabled && settings.containers.enabled) {
+    source = opts.source ?? createContainerSource(settings, log, opts.pods);
+    const layout = detectCgroupLayout(settings.containers.cgroupRoot);
+    collectors.push({
+      name: 'containers',
+      collector: createContainerCollector({
+        settings: settings.containers,
+        procRoot: settings.procRoot,
+        layout,
+        source,
+      }),
+    });
+  }
+  const scrape = settings.enabled ? registerCollectors(registry, collectors, log) : createEmptyScrape;
+  // job/instance as a Prometheus scrape of this agent would set them, unless configured.
+  const external = { job: 'nodeward', instance: opts.node, ...settings.remoteWrite.externalLabels };
+
+  let alerts: ReturnType<typeof createAlerts> | undefined;
+  const snapshot = async (): Promise<Snapshot> => {
+    const collected = await scrape();
+    const families = new Map(collected.samples);
+    if (alerts) for (const f of alerts.families) families.set(f, alerts.samples());
+    return { timestampMs: Date.now(), families };
+  };
+  alerts = createAlerts({ settings: settings.alerts, extraLabels: external, snapshot, log });
+  const current = alerts;
+  if (settings.alerts.rules.length > 0) registerFamilies(registry, current.families, () => current.samples());
+
+  const stats = createPushStats();
+  const { remoteWrite: rw, jsonPush: jp } = settings;
+  const remoteWrite = rw.url
+    ? createPusher({
+        target: 'remote_write',
+        url: rw.url,
+        interval: rw.interval,
+        timeout: rw.timeout,
+        retry: rw.retry,
+        snapshot,
+        encode: (snap) => encodeRemoteWrite(snap, external, rw.headers),
+        stats,
+        log,
+      })
+    : undefined;
+  const include = new RegExp(jp.metrics);
+  const jsonPush = jp.url
+    ? createPusher({
+        target: 'json',
+        url: jp.url,
+        interval: jp.interval,
+        timeout: jp.timeout,
+        retry: jp.retry,
+        snapshot,
+        encode: (snap) => encodeJsonPush(toJsonPush(snap, opts.node, external, include), jp.headers),
+        stats,
+        log,
+      })
+    : undefined;
+  if (remoteWrite || jsonPush) {
+    registerFamilies(registry, [PUSH_REQUESTS, PUSH_LAST_SUCCESS], (f) => pushStatsSamples(stats, f));
+  }
+
+  return {
+    registry,
+    scrape,
+    snapshot,
+    source,
+    remoteWrite,
+    jsonPush,
+    alerts: current,
+    async run(signal) {
+      await Promise.all([
+        source?.run(signal),
+        remoteWrite?.run(signal),
+        jsonPush?.run(signal),
+        current.run(signal),
+      ]);
+    },
+  };
+}
+
+const createEmptyScrape = async (): Promise<Scrape> => ({ samples: new Map(), outcomes: [] });
+
+/**
+ * The metrics module. Collection happens inside scrapes of its registry; `run` follows container
+ * events and drives push and alerts until it is stopped. (Process metrics are the agent's.)
  */
 export const createMetricsModule: ModuleFactory = ({ config, log }) => {
-  const registry = createHostRegistry(config.metrics, log);
+  const metrics = createMetrics(config.metrics, { log, node: config.node.name });
   return {
     name: 'metrics',
-    registry,
+    registry: metrics.registry,
     async run(ctx) {
       ctx.setReady(true);
+      if (ctx.signal.aborted) return;
+      await metrics.run(ctx.signal);
       if (ctx.signal.aborted) return;
       await new Promise<void>((resolve) => {
         ctx.signal.addEventListener('abort', () => resolve(), { once: true });

@@ -89,3 +89,89 @@ export function parseExposition(text: string): Map<string, ExposedFamily> {
   }
   return families;
 }
+
+export interface ReceivedRequest {
+  method: string;
+  url: string;
+  headers: import('node:http').IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * A small HTTP receiver standing in for a push target or Alertmanager: it records each request
+ * and answers with the next status of `statuses` (the last one repeats).
+ */
+export async function startReceiver(statuses: number[] = [200]) {
+  const { createServer } = await import('node:http');
+  const requests: ReceivedRequest[] = [];
+  let answered = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+      });
+      const status = statuses[Math.min(answered++, statuses.length - 1)]!;
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(status >= 400 ? `status ${status}\n` : '');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as import('node:net').AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Snappy block decompression, for tests only: the agent compresses, never decompresses. */
+export function snappyUncompress(input: Uint8Array): Buffer {
+  let pos = 0;
+  let length = 0;
+  for (let shift = 0; ; shift += 7) {
+    const b = input[pos++]!;
+    length += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) break;
+  }
+  const out = Buffer.alloc(length);
+  let o = 0;
+  while (pos < input.length) {
+    const tag = input[pos++]!;
+    const kind = tag & 3;
+    if (kind === 0) {
+      let len = tag >>> 2;
+      if (len >= 60) {
+        const bytes = len - 59;
+        len = 0;
+        for (let i = 0; i < bytes; i++) len += input[pos++]! * 256 ** i;
+      }
+      len += 1;
+      out.set(input.subarray(pos, pos + len), o);
+      pos += len;
+      o += len;
+      continue;
+    }
+    let len: number;
+    let offset: number;
+    if (kind === 1) {
+      len = ((tag >>> 2) & 7) + 4;
+      offset = ((tag >>> 5) << 8) | input[pos++]!;
+    } else if (kind === 2) {
+      len = (tag >>> 2) + 1;
+      offset = input[pos]! | (input[pos + 1]! << 8);
+      pos += 2;
+    } else {
+      len = (tag >>> 2) + 1;
+      offset = Buffer.from(input.subarray(pos, pos + 4)).readUInt32LE(0);
+      pos += 4;
+    }
+    if (offset === 0 || offset > o) throw new Error(`snappy: bad offset ${offset} at ${o}`);
+    for (let i = 0; i < len; i++, o++) out[o] = out[o - offset]!;
+  }
+  if (o !== length) throw new Error(`snappy: ${o} bytes decoded, ${length} announced`);
+  return out;
+}

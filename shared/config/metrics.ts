@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, shown } from './units.ts';
+import { duration, shown, url } from './units.ts';
 
 /** A JavaScript regular expression source, checked at load so a typo fails the config, not a scrape. */
 const pattern = () =>
@@ -39,6 +39,141 @@ export type HostCollectorName = keyof typeof HOST_COLLECTORS;
 const collectorSwitches = Object.fromEntries(
   Object.entries(HOST_COLLECTORS).map(([name, what]) => [name, z.boolean().default(true).describe(what)]),
 ) as Record<HostCollectorName, z.ZodDefault<z.ZodBoolean>>;
+
+/** Retrying a push: 5xx, 429 and network errors are retried with capped doubling delays; other 4xx never. */
+const pushRetry = () =>
+  z
+    .strictObject({
+      initial: duration().default(500).describe('Delay before the first retry of a failed push.'),
+      max: duration().default(30_000).describe('Cap of the doubling retry delay.'),
+      attempts: z
+        .int()
+        .min(1)
+        .default(5)
+        .describe(
+          'Tries per batch (the first included); after the last the batch is dropped and counted, the next interval sends fresh values.',
+        ),
+    })
+    .prefault({});
+
+const labelMap = () => z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/), z.string());
+
+const alertRule = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/)
+    .describe('Rule name: the alertname sent to Alertmanager and the rule label of nodeward_alert_firing.'),
+  metric: z
+    .string()
+    .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)
+    .describe('Metric family the rule watches, e.g. node_load1 or container_memory_working_set_bytes.'),
+  matchers: labelMap()
+    .default({})
+    .describe(
+      'Label matchers: each value is an exact match, or a regular expression (anchored) when written as "~regex".',
+    ),
+  op: z.enum(['>', '>=', '<', '<=']).default('>').describe('How a value is compared with threshold.'),
+  threshold: z.number().describe('The value is bad when `value op threshold` holds.'),
+  clear: z
+    .number()
+    .optional()
+    .describe(
+      'Hysteresis: a firing alert resolves only once the value is back past this level (default: threshold).',
+    ),
+  for: duration().default(0).describe('How long the condition must hold before the alert fires.'),
+  labels: labelMap().default({}).describe('Extra labels on the alert (e.g. severity).'),
+  annotations: z.record(z.string(), z.string()).default({}).describe('Annotations sent to Alertmanager.'),
+});
+
+const containersSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Collect container_* series (cAdvisor/kubelet names) from the cgroup files.'),
+    source: z
+      .enum(['auto', 'docker', 'cgroups'])
+      .default('auto')
+      .describe(
+        'Where container identity comes from: docker (list/inspect + events on dockerSocket), cgroups (the kubelet layout kubepods…/pod<uid>/<id>, pod names from the kubelet), auto (docker when dockerSocket exists at start, else cgroups).',
+      ),
+    dockerSocket: z
+      .string()
+      .min(1)
+      .default('/var/run/docker.sock')
+      .describe('The Docker Engine API socket (mounted from the host in a pod).'),
+    cgroupRoot: z
+      .string()
+      .min(1)
+      .default('/sys/fs/cgroup')
+      .describe(
+        "Where the host's cgroup filesystems are mounted: v2 (cgroup.controllers at the root) or v1 (one dir per controller).",
+      ),
+    interfaceExclude: pattern()
+      .default('^(lo|veth.*|docker.*|nerdctl.*)$')
+      .describe("Interfaces inside a container's netns left out of container_network_* (cAdvisor's list)."),
+    reconnectMax: duration()
+      .default(30_000)
+      .describe('Cap of the doubling delay between attempts to reopen the Docker events stream.'),
+  })
+  .prefault({});
+
+const remoteWriteSchema = z
+  .strictObject({
+    url: url()
+      .optional()
+      .describe(
+        'Prometheus remote_write 1.0 endpoint, e.g. http://prometheus:9090/api/v1/write; unset: no push.',
+      ),
+    interval: duration().default(15_000).describe('How often the current values are collected and pushed.'),
+    timeout: duration().default(10_000).describe('Deadline of one push request.'),
+    externalLabels: labelMap()
+      .default({})
+      .describe('Labels added to every pushed series (job defaults to "nodeward", instance to node.name).'),
+    headers: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('Extra HTTP headers of each push, e.g. Authorization (prefer the env form for secrets).'),
+    retry: pushRetry().describe('Retrying a failed remote_write push.'),
+  })
+  .prefault({});
+
+const jsonPushSchema = z
+  .strictObject({
+    url: url()
+      .optional()
+      .describe(
+        'Endpoint of a WMonitor-style collector receiving the JSON push (schema: agent/metrics/push/README.md); unset: no push.',
+      ),
+    interval: duration().default(60_000).describe('How often the current values are collected and pushed.'),
+    timeout: duration().default(10_000).describe('Deadline of one push request.'),
+    metrics: pattern().default('^(node_|container_)').describe('Metric families included in the JSON push.'),
+    headers: z.record(z.string(), z.string()).default({}).describe('Extra HTTP headers of each push.'),
+    retry: pushRetry().describe('Retrying a failed JSON push.'),
+  })
+  .prefault({});
+
+const alertsSchema = z
+  .strictObject({
+    rules: z
+      .array(alertRule)
+      .default([])
+      .describe(
+        'Node-local alert rules: [{name, metric, matchers, op, threshold, clear, for, labels, annotations}], evaluated per series.',
+      ),
+    interval: duration().default(15_000).describe('How often the rules are evaluated.'),
+    alertmanagerUrl: url()
+      .optional()
+      .describe(
+        'Alertmanager base URL, e.g. http://alertmanager:9093 (alerts go to <url>/api/v2/alerts); unset: state only in nodeward_alert_firing.',
+      ),
+    resendInterval: duration()
+      .default(60_000)
+      .describe('How often firing alerts are sent again (Alertmanager resolves alerts it stops hearing of).'),
+    timeout: duration().default(10_000).describe('Deadline of one request to Alertmanager.'),
+    retry: pushRetry().describe('Retrying a failed send to Alertmanager.'),
+  })
+  .prefault({});
 
 /** The `metrics` section: host and container collectors (agent/metrics/). */
 export const metricsSchema = z.strictObject({
@@ -110,6 +245,13 @@ export const metricsSchema = z.strictObject({
     })
     .prefault({})
     .describe('The vmstat collector.'),
+  containers: containersSchema.describe('Container collectors (container_* with cAdvisor/kubelet names).'),
+  remoteWrite: remoteWriteSchema.describe('Push to Prometheus remote_write.'),
+  jsonPush: jsonPushSchema.describe('Push to a WMonitor-style collector as JSON.'),
+  alerts: alertsSchema.describe('Node-local alert rules, sent to an Alertmanager-compatible endpoint.'),
 });
 
 export type MetricsConfig = z.output<typeof metricsSchema>;
+export type ContainersConfig = MetricsConfig['containers'];
+export type PushRetryConfig = MetricsConfig['remoteWrite']['retry'];
+export type AlertRuleConfig = MetricsConfig['alerts']['rules'][number];

@@ -1,0 +1,200 @@
+import { describe, expect, it } from 'vitest';
+import { metricsSchema } from '../../../shared/config/metrics.ts';
+import { createLogger } from '../../../shared/logger.ts';
+import { family } from '../collector.ts';
+import type { Snapshot } from '../push/push.ts';
+import type { Sample } from '../scrape.ts';
+import { parseExposition, startReceiver } from '../testing.ts';
+import { createAlerts, type PostableAlert } from './alertmanager.ts';
+import { compileMatchers, createRuleEngine } from './rules.ts';
+
+const rulesOf = (rules: unknown[]) => metricsSchema.parse({ alerts: { rules } }).alerts.rules;
+
+const WS = 'container_memory_working_set_bytes';
+const series = (values: Record<string, number>): Map<string, Sample[]> =>
+  new Map([
+    [WS, Object.entries(values).map(([name, value]) => ({ value, labels: { name, namespace: 'shop' } }))],
+  ]);
+
+describe('alert rules', () => {
+  const [rule] = rulesOf([
+    {
+      name: 'ContainerMemoryHigh',
+      metric: WS,
+      matchers: { namespace: 'shop', name: '~web|db' },
+      op: '>',
+      threshold: 100,
+      clear: 80,
+      for: '30s',
+      labels: { severity: 'warning' },
+    },
+  ]);
+
+  it('goes pending, fires only after `for`, and resolves only below the clear level (hysteresis)', () => {
+    const engine = createRuleEngine([rule!], { instance: 'n1' });
+    expect(engine.evaluate(series({ web: 120 }), 0)).toEqual({ fired: [], resolved: [] });
+    expect(engine.active()).toMatchObject([{ state: 'pending', activeSince: 0 }]);
+    expect(engine.evaluate(series({ web: 130 }), 15_000).fired).toEqual([]);
+    const { fired } = engine.evaluate(series({ web: 125 }), 30_000);
+    expect(fired).toHaveLength(1);
+    expect(fired[0]).toMatchObject({
+      state: 'firing',
+      firedAt: 30_000,
+      value: 125,
+      labels: {
+        alertname: 'ContainerMemoryHigh',
+        instance: 'n1',
+        name: 'web',
+        namespace: 'shop',
+        severity: 'warning',
+      },
+    });
+    // Between clear (80) and threshold (100): still firing, not re-fired.
+    expect(engine.evaluate(series({ web: 90 }), 45_000)).toEqual({ fired: [], resolved: [] });
+    expect(engine.active()[0]!.state).toBe('firing');
+    const { resolved } = engine.evaluate(series({ web: 79 }), 60_000);
+    expect(resolved).toMatchObject([{ resolvedAt: 60_000, alert: { value: 79 } }]);
+    expect(engine.active()).toEqual([]);
+  });
+
+  it('a dip below threshold before `for` resets the pending timer', () => {
+    const engine = createRuleEngine([rule!]);
+    engine.evaluate(series({ web: 120 }), 0);
+    engine.evaluate(series({ web: 50 }), 20_000);
+    engine.evaluate(series({ web: 120 }), 25_000);
+    expect(engine.evaluate(series({ web: 120 }), 40_000).fired).toEqual([]);
+    expect(engine.evaluate(series({ web: 120 }), 55_000).fired).toHaveLength(1);
+  });
+
+  it('matches per series; a vanished series resolves its alert', () => {
+    const engine = createRuleEngine([{ ...rule!, for: 0 }]);
+    const first = engine.evaluate(series({ web: 200, db: 300, cache: 999 }), 0);
+    expect(first.fired.map((a) => a.labels['name']).sort()).toEqual(['db', 'web']);
+    const { resolved } = engine.evaluate(series({ web: 200 }), 10_000);
+    expect(resolved.map((r) => r.alert.labels['name'])).toEqual(['db']);
+  });
+
+  it('matchers: exact, anchored regex, absent label as empty', () => {
+    const m = compileMatchers({ a: 'x', b: '~y.*', c: '' });
+    expect(m({ a: 'x', b: 'yes' })).toBe(true);
+    expect(m({ a: 'x', b: 'ayes' })).toBe(false);
+    expect(m({ a: 'x', b: 'y', c: 'z' })).toBe(false);
+  });
+
+  it('`<` rules clear above their clear level', () => {
+    const [low] = rulesOf([
+      { name: 'MemLow', metric: 'node_memory_MemAvailable_bytes', op: '<', threshold: 100, clear: 150 },
+    ]);
+    const engine = createRuleEngine([low!]);
+    const at = (value: number) => new Map([['node_memory_MemAvailable_bytes', [{ value }]]]);
+    expect(engine.evaluate(at(90), 0).fired).toHaveLength(1);
+    expect(engine.evaluate(at(120), 1).resolved).toEqual([]);
+    expect(engine.evaluate(at(151), 2).resolved).toHaveLength(1);
+  });
+});
+
+describe('alerts to an Alertmanager-compatible receiver', () => {
+  it('posts firing alerts (retrying a 5xx), exports their state, then posts the resolution with endsAt', async () => {
+    const receiver = await startReceiver([503, 200]);
+    try {
+      const LOAD = family('node_load1', 'gauge', '1m load average.');
+      let load = 5;
+      let now = Date.parse('2026-11-22T03:00:00Z');
+      const settings = metricsSchema.parse({
+        alerts: {
+          alertmanagerUrl: `${receiver.url}/`,
+          interval: '15s',
+          resendInterval: '1m',
+          retry: { initial: 10, attempts: 3 },
+          rules: [
+            {
+              name: 'LoadHigh',
+              metric: 'node_load1',
+              threshold: 4,
+              clear: 2,
+              for: '30s',
+              labels: { severity: 'page' },
+              annotations: { summary: 'load is high' },
+            },
+          ],
+        },
+      }).alerts;
+      const alerts = createAlerts({
+        settings,
+        extraLabels: { job: 'nodeward', instance: 'n1' },
+        snapshot: async (): Promise<Snapshot> => ({
+          timestampMs: now,
+          families: new Map([[LOAD, [{ value: load }]]]),
+        }),
+        log: createLogger('silent'),
+        clock: () => now,
+      });
+
+      await alerts.evaluateOnce();
+      expect(receiver.requests).toHaveLength(0); // pending: nothing to say yet
+      expect(alerts.samples()).toEqual([{ value: 0, labels: { severity: 'page', rule: 'LoadHigh' } }]);
+
+      now += 30_000;
+      await alerts.evaluateOnce();
+      expect(receiver.requests).toHaveLength(2); // 503, then accepted
+      const [req] = receiver.requests.slice(-1);
+      expect(req!.method).toBe('POST');
+      expect(req!.url).toBe('/api/v2/alerts');
+      expect(req!.headers['content-type']).toBe('application/json');
+      const firing = JSON.parse(req!.body.toString()) as PostableAlert[];
+      expect(firing).toEqual([
+        {
+          labels: { job: 'nodeward', instance: 'n1', severity: 'page', alertname: 'LoadHigh' },
+          annotations: { summary: 'load is high' },
+          startsAt: '2026-11-22T03:00:30.000Z',
+          endsAt: new Date(now + 4 * 60_000).toISOString(),
+          generatorURL: '',
+        },
+      ]);
+      expect(alerts.samples()).toEqual([{ value: 1, labels: { severity: 'page', rule: 'LoadHigh' } }]);
+
+      // Still firing, within resendInterval: no new request. Past it: sent again.
+      now += 15_000;
+      await alerts.evaluateOnce();
+      expect(receiver.requests).toHaveLength(2);
+      now += 60_000;
+      await alerts.evaluateOnce();
+      expect(receiver.requests).toHaveLength(3);
+
+      // Back to 3: above clear (2), still firing. At 1.5: resolved, sent with endsAt = now.
+      load = 3;
+      now += 15_000;
+      await alerts.evaluateOnce();
+      expect(alerts.samples()[0]!.value).toBe(1);
+      load = 1.5;
+      now += 15_000;
+      await alerts.evaluateOnce();
+      const resolved = JSON.parse(receiver.requests.at(-1)!.body.toString()) as PostableAlert[];
+      expect(resolved).toEqual([
+        expect.objectContaining({
+          labels: expect.objectContaining({ alertname: 'LoadHigh' }),
+          startsAt: '2026-11-22T03:00:30.000Z',
+          endsAt: new Date(now).toISOString(),
+        }),
+      ]);
+      expect(alerts.samples()).toEqual([]);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('nodeward_alert_firing is on the module registry when rules are configured', async () => {
+    const { createMetrics } = await import('../index.ts');
+    const settings = metricsSchema.parse({
+      containers: { enabled: false },
+      collectors: { filesystem: false },
+      alerts: { rules: [{ name: 'AlwaysLoad', metric: 'node_load1', op: '>=', threshold: 0 }] },
+    });
+    const metrics = createMetrics(settings, { log: createLogger('silent'), node: 'n1' });
+    await metrics.alerts.evaluateOnce();
+    const families = parseExposition(await metrics.registry.metrics());
+    expect(families.get('nodeward_alert_firing')!.samples).toEqual([
+      { labels: { rule: 'AlwaysLoad' }, value: 1 },
+    ]);
+  });
+});

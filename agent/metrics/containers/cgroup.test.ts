@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import { fixture } from '../testing.ts';
+import {
+  cgroupPathOf,
+  detectCgroupLayout,
+  parseCpuMax,
+  parseLimit,
+  readCgroupStats,
+  readCgroupV1,
+  weightToShares,
+} from './cgroup.ts';
+import { scanKubeletCgroups } from './kubelet-cgroups.ts';
+
+const POD_UID = '0b7c5a2e-9f3d-4c1e-8a6b-2d4f6e8a0c1b';
+const ID = '3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a';
+const V1_PATH = `/kubepods/burstable/pod${POD_UID}/${ID}`;
+const V2_PATH = `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${POD_UID.replaceAll('-', '_')}.slice/cri-containerd-${ID}.scope`;
+
+/** The same container as both fixtures describe it (the v2 one in v2's units, converted). */
+const EXPECTED = {
+  memoryUsage: 52428800,
+  memoryWorkingSet: 52428800 - 10485760,
+  memoryRss: 31457280,
+  memoryCache: 20971520,
+  memoryMappedFile: 4096000,
+  memorySwap: 8192,
+  memoryMaxUsage: 60000000,
+  memoryFailcnt: 7,
+  memoryLimit: 134217728,
+  oomEvents: 2,
+  cfsPeriods: 1200,
+  cfsThrottledPeriods: 300,
+  cfsThrottledSeconds: 4.5,
+  cpuQuota: 50000,
+  cpuPeriod: 100000,
+};
+
+describe('cgroup layout', () => {
+  it('tells v2 (cgroup.controllers at the root) from v1 controller dirs', () => {
+    expect(detectCgroupLayout(fixture('cgroup-v2'))).toEqual({ version: 2, root: fixture('cgroup-v2') });
+    expect(detectCgroupLayout(fixture('cgroup-v1'))).toMatchObject({
+      version: 1,
+      memory: fixture('cgroup-v1/memory'),
+      cpuacct: fixture('cgroup-v1/cpuacct'),
+    });
+  });
+
+  it('places a process from /proc/<pid>/cgroup: the memory line for v1, 0:: for v2 (hybrid host)', () => {
+    const text = `12:memory:/docker/abc\n11:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n0::/docker/abc\n`;
+    expect(cgroupPathOf(text, 1)).toBe('/docker/abc');
+    expect(cgroupPathOf('0::/kubepods.slice/x.scope\n', 2)).toBe('/kubepods.slice/x.scope');
+    // A private cgroup namespace shows paths outside it as climbing up: unusable.
+    expect(cgroupPathOf('0::/../../kubepods/x\n', 2)).toBeUndefined();
+    expect(cgroupPathOf('0::/x\n', 1)).toBeUndefined();
+  });
+});
+
+describe('cgroup files', () => {
+  it('reads v1: cpuacct, cpu (CFS), memory with total_* and working set = usage − inactive_file', () => {
+    const stats = readCgroupStats(detectCgroupLayout(fixture('cgroup-v1')), V1_PATH);
+    expect(stats).toEqual({
+      ...EXPECTED,
+      cpuUsageSeconds: 12.345678901,
+      cpuUserSeconds: 9,
+      cpuSystemSeconds: 3,
+      cpuShares: 512,
+    });
+  });
+
+  it('reads v2: cpu.stat in µs, cpu.max, cpu.weight as shares, anon/file as rss/cache', () => {
+    const stats = readCgroupStats(detectCgroupLayout(fixture('cgroup-v2')), V2_PATH);
+    expect(stats).toEqual({
+      ...EXPECTED,
+      cpuUsageSeconds: 12.345678,
+      cpuUserSeconds: 9,
+      cpuSystemSeconds: 3.345678,
+      cpuShares: weightToShares(20),
+    });
+  });
+
+  it('v1 unlimited and no CFS quota: limit 0, quota 0 (cAdvisor leaves the quota series out)', () => {
+    const stats = readCgroupStats(
+      detectCgroupLayout(fixture('cgroup-v1')),
+      '/docker/e160c4d5be902260120e065c12d1b05aa97efcc560b70168278ef664428e47c9',
+    );
+    expect(stats).toMatchObject({ memoryLimit: 0, cpuQuota: 0, cpuPeriod: 100000, memoryWorkingSet: 0 });
+  });
+
+  it('v2 without the cpu and memory controllers: only cpu.stat usage', () => {
+    const stats = readCgroupStats(detectCgroupLayout(fixture('cgroup-v2-bare')), '/docker/abc');
+    expect(stats).toEqual({
+      cpuUsageSeconds: 0.0001,
+      cpuUserSeconds: 0.00006,
+      cpuSystemSeconds: 0.00004,
+      cfsPeriods: undefined,
+      cfsThrottledPeriods: undefined,
+      cfsThrottledSeconds: undefined,
+    });
+  });
+
+  it('a gone cgroup reads as undefined, not an error', () => {
+    expect(readCgroupStats(detectCgroupLayout(fixture('cgroup-v1')), '/docker/gone')).toBeUndefined();
+    expect(readCgroupStats(detectCgroupLayout(fixture('cgroup-v2')), '/gone')).toBeUndefined();
+  });
+
+  it('a garbled file fails loudly, naming it', () => {
+    const layout = detectCgroupLayout(fixture('cgroup-v1'));
+    if (layout.version !== 1) throw new Error('v1 expected');
+    const read = (_dir: string, file: string) => (file === 'memory.stat' ? 'total_rss x\n' : '1\n');
+    expect(() => readCgroupV1(layout, '/x', read)).toThrow(/memory.stat total_rss/);
+  });
+
+  it('parses limits and cpu.max, and converts weight to shares as runc does', () => {
+    expect(parseLimit('max\n', 'memory.max')).toBe(0);
+    expect(parseLimit('9223372036854771712\n', 'memory.limit_in_bytes')).toBe(0);
+    expect(parseLimit('268435456\n', 'memory.max')).toBe(268435456);
+    expect(parseCpuMax('max 100000\n')).toEqual({ quota: 0, period: 100000 });
+    expect(parseCpuMax('25000 50000\n')).toEqual({ quota: 25000, period: 50000 });
+    expect(weightToShares(1)).toBe(2);
+    expect(weightToShares(100)).toBe(2597);
+    expect(weightToShares(10000)).toBe(262144);
+  });
+});
+
+describe('kubelet cgroup layout', () => {
+  it('finds containers under pods for the systemd driver (v2), skipping conmon and non-pod cgroups', () => {
+    expect(scanKubeletCgroups(fixture('cgroup-v2'))).toEqual([
+      { cgroupPath: V2_PATH, podUid: POD_UID, containerId: ID },
+    ]);
+  });
+
+  it('finds containers under pods for the cgroupfs driver (v1)', () => {
+    expect(scanKubeletCgroups(fixture('cgroup-v1/memory'))).toEqual([
+      { cgroupPath: V1_PATH, podUid: POD_UID, containerId: ID },
+    ]);
+  });
+
+  it('finds nothing where there is no kubepods tree', () => {
+    expect(scanKubeletCgroups(fixture('cgroup-v2-bare'))).toEqual([]);
+    expect(scanKubeletCgroups(fixture('does-not-exist'))).toEqual([]);
+  });
+});

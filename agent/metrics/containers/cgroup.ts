@@ -1,0 +1,332 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fieldsOf, isAbsent, numberFrom, readKernelFileSync } from '../procfs.ts';
+
+/**
+ * Where the controllers we read live. v2: one tree (cgroup.controllers at its root). v1: a tree per
+ * controller, cpu and cpuacct often co-mounted as `cpu,cpuacct`. A hybrid host (v1 controllers plus
+ * an empty v2 tree at `unified/`) counts as v1: the controllers, and so the numbers, are there.
+ */
+export type CgroupLayout =
+  | { readonly version: 2; readonly root: string }
+  | { readonly version: 1; readonly cpu: string; readonly cpuacct: string; readonly memory: string };
+
+export function detectCgroupLayout(cgroupRoot: string): CgroupLayout {
+  if (existsSync(join(cgroupRoot, 'cgroup.controllers'))) return { version: 2, root: cgroupRoot };
+  const first = (...names: string[]) =>
+    names.map((n) => join(cgroupRoot, n)).find((dir) => existsSync(dir)) ?? join(cgroupRoot, names[0]!);
+  return {
+    version: 1,
+    cpu: first('cpu', 'cpu,cpuacct', 'cpuacct,cpu'),
+    cpuacct: first('cpuacct', 'cpu,cpuacct', 'cpuacct,cpu'),
+    memory: first('memory'),
+  };
+}
+
+/** The directory of the hierarchy a layout enumerates containers in (memory for v1: always there). */
+export function scanRoot(layout: CgroupLayout): string {
+  return layout.version === 2 ? layout.root : layout.memory;
+}
+
+/**
+ * One container's resource numbers, in cAdvisor's units (seconds, bytes). A field is undefined
+ * when the kernel does not offer it (controller not enabled, older kernel): its series is left out.
+ */
+export interface CgroupStats {
+  cpuUsageSeconds?: number;
+  cpuUserSeconds?: number;
+  cpuSystemSeconds?: number;
+  cfsPeriods?: number;
+  cfsThrottledPeriods?: number;
+  cfsThrottledSeconds?: number;
+  /** Spec: quota and period in microseconds as cAdvisor exports them; quota 0 = unlimited. */
+  cpuQuota?: number;
+  cpuPeriod?: number;
+  cpuShares?: number;
+  memoryUsage?: number;
+  memoryMaxUsage?: number;
+  memoryWorkingSet?: number;
+  memoryRss?: number;
+  memoryCache?: number;
+  memorySwap?: number;
+  memoryMappedFile?: number;
+  memoryFailcnt?: number;
+  /** 0 when unlimited, as cAdvisor reports it. */
+  memoryLimit?: number;
+  oomEvents?: number;
+}
+
+/** `key value` lines (cpu.stat, memory.stat, cpuacct.stat, memory.events) as a map. */
+export function parseFlatKeyed(text: string, where: string): Map<string, number> {
+  const out = new Map<string, number>();
+  // indexOf rather than a split on /\s+/: memory.stat has ≈ 40 lines, read for every container.
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const space = text.indexOf(' ', start);
+    if (end > start) {
+      if (space < 0 || space > end)
+        throw new Error(`${where}: malformed line ${JSON.stringify(text.slice(start, end))}`);
+      const key = text.slice(start, space);
+      out.set(key, numberFrom(text.slice(space + 1, end).trim(), `${where} ${key}`));
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+/**
+ * The values of a few keys of a `key value` file, without building a map of all of them:
+ * memory.stat has ≈ 40 lines and we need 5, for every container at every scrape.
+ */
+export function pickKeyed<K extends string>(
+  text: string,
+  keys: readonly K[],
+  where: string,
+): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {};
+  for (const key of keys) {
+    const at = text.startsWith(`${key} `) ? 0 : text.indexOf(`\n${key} `) + 1;
+    if (at === 0 && !text.startsWith(`${key} `)) continue;
+    const from = at + key.length + 1;
+    let end = text.indexOf('\n', from);
+    if (end < 0) end = text.length;
+    out[key] = numberFrom(text.slice(from, end).trim(), `${where} ${key}`);
+  }
+  return out;
+}
+
+/** v1 writes "unlimited" as the largest page-aligned int64 (9223372036854771712); anything that big is no limit. */
+const V1_UNLIMITED = 2 ** 62;
+
+/** A single-number file; v2's "max" and v1's near-2^63 both mean unlimited (→ 0). */
+export function parseLimit(text: string, where: string): number {
+  const t = text.trim();
+  if (t === 'max') return 0;
+  const value = numberFrom(t, where);
+  return value >= V1_UNLIMITED ? 0 : value;
+}
+
+/** v2 `cpu.max`: "<quota|max> <period>". */
+export function parseCpuMax(text: string): { quota: number; period: number } {
+  const [quota = '', period] = fieldsOf(text);
+  return {
+    quota: quota === 'max' ? 0 : numberFrom(quota, 'cpu.max quota'),
+    period: numberFrom(period, 'cpu.max period'),
+  };
+}
+
+/** v2 cpu.weight (1..10000) as v1 cpu.shares (2..262144): the kubelet's and runc's conversion, inverted. */
+export function weightToShares(weight: number): number {
+  return Math.round(2 + ((weight - 1) * 262142) / 9999);
+}
+
+const V1_MEMORY_KEYS = [
+  'total_rss',
+  'total_cache',
+  'total_swap',
+  'total_mapped_file',
+  'total_inactive_file',
+] as const;
+const V2_MEMORY_KEYS = ['anon', 'file', 'file_mapped', 'inactive_file'] as const;
+
+/** USER_HZ of cpuacct.stat: fixed at 100 for userspace on every architecture. */
+const USER_HZ = 100;
+
+export type Read = (dir: string, file: string) => string | undefined;
+
+/** Files of the limits (container_spec_*), read about once a minute rather than at every scrape. */
+export const SPEC_FILES = new Set([
+  'memory.limit_in_bytes',
+  'cpu.cfs_quota_us',
+  'cpu.cfs_period_us',
+  'cpu.shares',
+  'memory.max',
+  'cpu.max',
+  'cpu.weight',
+]);
+
+/** Reads a cgroup file, undefined when the kernel or controller does not offer it. */
+export const readOptional: Read = (dir, file) => {
+  try {
+    return readKernelFileSync(dir, file);
+  } catch (err) {
+    if (isAbsent(err)) return undefined;
+    throw err;
+  }
+};
+
+/**
+ * Working set as cAdvisor defines it: usage minus inactive file pages (the kernel can drop those
+ * without the container noticing), never below 0.
+ */
+const workingSet = (usage: number | undefined, inactiveFile: number | undefined) =>
+  usage === undefined ? undefined : Math.max(0, usage - (inactiveFile ?? 0));
+
+/**
+ * Stats of the cgroup at `path` (relative to the hierarchy roots, e.g. /docker/<id>) from v1 files.
+ * Returns undefined when the cgroup is gone (the container stopped since it was listed).
+ */
+export function readCgroupV1(
+  layout: Extract<CgroupLayout, { version: 1 }>,
+  path: string,
+  read: Read = readOptional,
+  spec = true,
+): CgroupStats | undefined {
+  const mem = join(layout.memory, path);
+  const usage = read(mem, 'memory.usage_in_bytes');
+  if (usage === undefined) return undefined;
+  const stats: CgroupStats = {};
+  stats.memoryUsage = numberFrom(usage.trim(), 'memory.usage_in_bytes');
+  const limit = spec ? read(mem, 'memory.limit_in_bytes') : undefined;
+  if (limit !== undefined) stats.memoryLimit = parseLimit(limit, 'memory.limit_in_bytes');
+  const maxUsage = read(mem, 'memory.max_usage_in_bytes');
+  if (maxUsage !== undefined) stats.memoryMaxUsage = numberFrom(maxUsage.trim(), 'memory.max_usage_in_bytes');
+  const failcnt = read(mem, 'memory.failcnt');
+  if (failcnt !== undefined) stats.memoryFailcnt = numberFrom(failcnt.trim(), 'memory.failcnt');
+  const memStat = read(mem, 'memory.stat');
+  if (memStat !== undefined) {
+    // total_* include descendants, which is what a container (or pod) cgroup means.
+    const m = pickKeyed(memStat, V1_MEMORY_KEYS, 'memory.stat');
+    stats.memoryRss = m.total_rss;
+    stats.memoryCache = m.total_cache;
+    stats.memorySwap = m.total_swap;
+    stats.memoryMappedFile = m.total_mapped_file;
+    stats.memoryWorkingSet = workingSet(stats.memoryUsage, m.total_inactive_file);
+  }
+  const oom = read(mem, 'memory.oom_control');
+  if (oom !== undefined) stats.oomEvents = parseFlatKeyed(oom, 'memory.oom_control').get('oom_kill');
+
+  const acct = join(layout.cpuacct, path);
+  const usageNs = read(acct, 'cpuacct.usage');
+  if (usageNs !== undefined) stats.cpuUsageSeconds = numberFrom(usageNs.trim(), 'cpuacct.usage') / 1e9;
+  const acctStat = read(acct, 'cpuacct.stat');
+  if (acctStat !== undefined) {
+    const a = parseFlatKeyed(acctStat, 'cpuacct.stat');
+    const user = a.get('user');
+    const system = a.get('system');
+    if (user !== undefined) stats.cpuUserSeconds = user / USER_HZ;
+    if (system !== undefined) stats.cpuSystemSeconds = system / USER_HZ;
+  }
+
+  const cpu = join(layout.cpu, path);
+  const cpuStat = read(cpu, 'cpu.stat');
+  if (cpuStat !== undefined) {
+    const c = parseFlatKeyed(cpuStat, 'cpu.stat');
+    stats.cfsPeriods = c.get('nr_periods');
+    stats.cfsThrottledPeriods = c.get('nr_throttled');
+    const ns = c.get('throttled_time');
+    if (ns !== undefined) stats.cfsThrottledSeconds = ns / 1e9;
+  }
+  if (!spec) return stats;
+  const quota = read(cpu, 'cpu.cfs_quota_us');
+  if (quota !== undefined) stats.cpuQuota = Math.max(0, numberFrom(quota.trim(), 'cpu.cfs_quota_us'));
+  const period = read(cpu, 'cpu.cfs_period_us');
+  if (period !== undefined) stats.cpuPeriod = numberFrom(period.trim(), 'cpu.cfs_period_us');
+  const shares = read(cpu, 'cpu.shares');
+  if (shares !== undefined) stats.cpuShares = numberFrom(shares.trim(), 'cpu.shares');
+  return stats;
+}
+
+/** Stats of the cgroup at `path` from v2 files; undefined when the cgroup is gone. */
+export function readCgroupV2(
+  layout: Extract<CgroupLayout, { version: 2 }>,
+  path: string,
+  read: Read = readOptional,
+  spec = true,
+): CgroupStats | undefined {
+  const dir = join(layout.root, path);
+  // cpu.stat's usage lines come from the cgroup core: present even without the cpu controller.
+  const cpuStat = read(dir, 'cpu.stat');
+  if (cpuStat === undefined) return undefined;
+  const stats: CgroupStats = {};
+  const c = parseFlatKeyed(cpuStat, 'cpu.stat');
+  const usec = (key: string) => {
+    const v = c.get(key);
+    return v === undefined ? undefined : v / 1e6;
+  };
+  stats.cpuUsageSeconds = usec('usage_usec');
+  stats.cpuUserSeconds = usec('user_usec');
+  stats.cpuSystemSeconds = usec('system_usec');
+  stats.cfsPeriods = c.get('nr_periods');
+  stats.cfsThrottledPeriods = c.get('nr_throttled');
+  stats.cfsThrottledSeconds = usec('throttled_usec');
+  const max = spec ? read(dir, 'cpu.max') : undefined;
+  if (max !== undefined) {
+    const { quota, period } = parseCpuMax(max);
+    stats.cpuQuota = quota;
+    stats.cpuPeriod = period;
+  }
+  const weight = spec ? read(dir, 'cpu.weight') : undefined;
+  if (weight !== undefined) stats.cpuShares = weightToShares(numberFrom(weight.trim(), 'cpu.weight'));
+
+  const current = read(dir, 'memory.current');
+  if (current !== undefined) {
+    stats.memoryUsage = numberFrom(current.trim(), 'memory.current');
+    const limit = spec ? read(dir, 'memory.max') : undefined;
+    if (limit !== undefined) stats.memoryLimit = parseLimit(limit, 'memory.max');
+    const peak = read(dir, 'memory.peak');
+    if (peak !== undefined) stats.memoryMaxUsage = numberFrom(peak.trim(), 'memory.peak');
+    const memStat = read(dir, 'memory.stat');
+    if (memStat !== undefined) {
+      const m = pickKeyed(memStat, V2_MEMORY_KEYS, 'memory.stat');
+      // cAdvisor's v2 mapping: rss = anon, cache = file.
+      stats.memoryRss = m.anon;
+      stats.memoryCache = m.file;
+      stats.memoryMappedFile = m.file_mapped;
+      stats.memoryWorkingSet = workingSet(stats.memoryUsage, m.inactive_file);
+    }
+    const swap = read(dir, 'memory.swap.current');
+    if (swap !== undefined) stats.memorySwap = numberFrom(swap.trim(), 'memory.swap.current');
+    const events = read(dir, 'memory.events');
+    if (events !== undefined) {
+      const e = parseFlatKeyed(events, 'memory.events');
+      stats.oomEvents = e.get('oom_kill');
+      // v2 has no failcnt; cAdvisor reports the times usage hit the limit ("max") in its place.
+      stats.memoryFailcnt = e.get('max');
+    }
+  }
+  return stats;
+}
+
+/**
+ * One cgroup's stats. `spec: false` skips the limit files (memory limit, CFS quota and period,
+ * shares), which change only on `docker update` or a pod resize: the collector re-reads them now
+ * and then instead of at every scrape.
+ */
+export function readCgroupStats(
+  layout: CgroupLayout,
+  path: string,
+  read: Read = readOptional,
+  spec = true,
+): CgroupStats | undefined {
+  return layout.version === 2
+    ? readCgroupV2(layout, path, read, spec)
+    : readCgroupV1(layout, path, read, spec);
+}
+
+export const SPEC_FIELDS = ['memoryLimit', 'cpuQuota', 'cpuPeriod', 'cpuShares'] as const;
+
+/** The directories of one cgroup path, one per hierarchy the layout reads. */
+export function cgroupDirs(layout: CgroupLayout, path: string): string[] {
+  if (layout.version === 2) return [join(layout.root, path)];
+  return [...new Set([layout.memory, layout.cpu, layout.cpuacct])].map((root) => join(root, path));
+}
+
+/**
+ * The cgroup path of a process in the hierarchy the layout reads (from /proc/<pid>/cgroup): the
+ * `0::` line for v2, the memory line for v1. Undefined when it cannot be placed, e.g. the agent
+ * sits in a private cgroup namespace and the path climbs out of it ("/../..").
+ */
+export function cgroupPathOf(procCgroup: string, version: 1 | 2): string | undefined {
+  for (const line of procCgroup.split('\n')) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    const [, hierarchy, controllers = '', path = ''] = m;
+    const wanted =
+      version === 2 ? hierarchy === '0' && controllers === '' : controllers.split(',').includes('memory');
+    if (wanted) return path.startsWith('/..') ? undefined : path;
+  }
+  return undefined;
+}

@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import { metricsSchema } from '../../../shared/config/metrics.ts';
+import { collectSamples, fixture, sampleValue } from '../testing.ts';
+import { detectCgroupLayout } from './cgroup.ts';
+import { CONTAINER_FAMILIES, createContainerCollector } from './collector.ts';
+import { createCgroupSource } from './kubelet-cgroups.ts';
+import type { PodLookup } from './source.ts';
+
+const POD_UID = '0b7c5a2e-9f3d-4c1e-8a6b-2d4f6e8a0c1b';
+const ID = '3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a';
+
+const pods: PodLookup = {
+  container: (uid, id) =>
+    uid === POD_UID && id === ID
+      ? { pod: 'web-0', namespace: 'shop', container: 'nginx', image: 'nginx:1.27' }
+      : undefined,
+};
+
+function collectorFor(root: string, withPods = true) {
+  const settings = metricsSchema.parse({ procRoot: fixture('host/proc') });
+  const layout = detectCgroupLayout(fixture(root));
+  const source = createCgroupSource(withPods ? { layout, pods } : { layout });
+  return createContainerCollector({
+    settings: settings.containers,
+    procRoot: settings.procRoot,
+    layout,
+    source,
+    clock: () => 1_700_000_000_000,
+  });
+}
+
+describe('container collector', () => {
+  it('emits cAdvisor names with id,name,image,container,pod,namespace from the kubelet layout + pod lookup', async () => {
+    const samples = await collectSamples(collectorFor('cgroup-v2'));
+    const id = `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${POD_UID.replaceAll('-', '_')}.slice/cri-containerd-${ID}.scope`;
+    const labels = { id, name: ID, image: 'nginx:1.27', container: 'nginx', pod: 'web-0', namespace: 'shop' };
+    expect(sampleValue(samples, 'container_cpu_usage_seconds_total', { ...labels, cpu: 'total' })).toBe(
+      12.345678,
+    );
+    expect(sampleValue(samples, 'container_memory_working_set_bytes', labels)).toBe(41943040);
+    expect(sampleValue(samples, 'container_spec_memory_limit_bytes', labels)).toBe(134217728);
+    expect(sampleValue(samples, 'container_spec_cpu_quota', labels)).toBe(50000);
+    expect(sampleValue(samples, 'container_cpu_cfs_throttled_seconds_total', labels)).toBe(4.5);
+    expect(sampleValue(samples, 'container_last_seen', labels)).toBe(1_700_000_000);
+    // Network from the netns of the cgroup's first process (cgroup.procs → 4242), lo left out.
+    expect(
+      sampleValue(samples, 'container_network_receive_bytes_total', { ...labels, interface: 'eth0' }),
+    ).toBe(370349559);
+    expect(samples.filter((s) => s.labels['interface'] === 'lo')).toEqual([]);
+    expect(sampleValue(samples, 'container_network_transmit_packets_total', { interface: 'eth0' })).toBe(
+      5101,
+    );
+    // Every sample belongs to a declared family; every label set carries all six identity labels.
+    const names = new Set(CONTAINER_FAMILIES.map((f) => f.name));
+    for (const s of samples) {
+      expect(names.has(s.name)).toBe(true);
+      expect(Object.keys(s.labels)).toEqual(expect.arrayContaining(Object.keys(labels)));
+    }
+  });
+
+  it('without pod metadata the identity labels are empty but the series are there', async () => {
+    const samples = await collectSamples(collectorFor('cgroup-v1', false));
+    const usage = samples.filter((s) => s.name === 'container_memory_usage_bytes');
+    expect(usage).toHaveLength(1);
+    expect(usage[0]!.labels).toMatchObject({ pod: '', namespace: '', container: '', name: ID });
+    expect(usage[0]!.value).toBe(52428800);
+  });
+});
+
+describe('network series per network namespace (cgroup layout, no runtime to ask)', () => {
+  const root = process.getuid?.() === 0;
+
+  it.skipIf(!root)(
+    'one container per netns reports it, the pause (unnamed) one first; the host netns none',
+    async () => {
+      const { spawn } = await import('node:child_process');
+      const pause = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 300));
+      const app = spawn('nsenter', ['-t', String(pause.pid), '-n', 'sleep', '30'], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 300));
+      const hostEnd = `nwn${process.pid % 100000}`;
+      const { runOk } = await import('../../../test/lab/index.ts');
+      await runOk('ip', [
+        'link',
+        'add',
+        hostEnd,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        String(pause.pid),
+      ]);
+      try {
+        const settings = metricsSchema.parse({});
+        const layout = detectCgroupLayout(fixture('cgroup-v2'));
+        const path = (n: string) => `/kubepods.slice/x/${n}`;
+        const info = (name: string, container: string, pid: number) => ({
+          cgroupPath: path(name),
+          pid,
+          labels: { id: path(name), name, image: '', container, pod: 'p', namespace: 'n' },
+        });
+        const infos = [
+          info('app', 'app', app.pid!),
+          info('pause', '', pause.pid!),
+          info('hostnet', 'h', process.pid),
+        ];
+        // Stats from the fixture's one container, whatever the path: only the network part is under test.
+        const fixturePath = (await import('./kubelet-cgroups.ts')).scanKubeletCgroups(
+          fixture('cgroup-v2'),
+        )[0]!.cgroupPath;
+        const collector = createContainerCollector({
+          settings: settings.containers,
+          procRoot: '/proc',
+          layout,
+          source: {
+            kind: 'cgroups',
+            list: () => infos.map((i) => ({ ...i, cgroupPath: fixturePath })),
+            run: async () => {},
+          },
+        });
+        const samples = await collectSamples(collector);
+        const withNetwork = new Set(
+          samples.filter((s) => s.name.startsWith('container_network_')).map((s) => s.labels['name']),
+        );
+        expect([...withNetwork]).toEqual(['pause']);
+      } finally {
+        await runOk('ip', ['link', 'del', hostEnd]).catch(() => {});
+        pause.kill('SIGKILL');
+        app.kill('SIGKILL');
+      }
+    },
+  );
+});
