@@ -173,6 +173,20 @@ export class CheckpointStore {
     if (entry.offset >= final) this.drop(entry);
   }
 
+  /**
+   * The entry's inode now holds another file (inode reuse): the entry moves to a key of its own
+   * (`dev:ino~fingerprint`, never an identity of a live file), so the new file can be tracked
+   * while the old one is still looked for (gzipped after rotation) and drained.
+   */
+  detach(entry: CheckpointEntry): CheckpointEntry {
+    const ino = `${entry.ino}~${entry.fp.hash}`;
+    const detached: CheckpointEntry = { ...entry, ino, key: `${entry.dev}:${ino}` };
+    if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+    this.entries.set(detached.key, detached);
+    this.dirty = true;
+    return detached;
+  }
+
   drop(entry: CheckpointEntry): void {
     if (this.entries.get(entry.key) === entry) {
       this.entries.delete(entry.key);

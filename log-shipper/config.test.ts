@@ -25,7 +25,32 @@ describe('logs config', () => {
         acks: -1,
         compression: 'gzip',
         timeout: 30_000,
+        inFlight: 1,
+        tls: {
+          enabled: false,
+          caFile: '',
+          certFile: '',
+          keyFile: '',
+          serverName: '',
+          insecureSkipVerify: false,
+        },
+        sasl: { mechanism: 'none', username: '', passwordFile: '' },
       },
+      kubelet: {
+        enabled: false,
+        url: 'https://127.0.0.1:10250/pods',
+        tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+        caFile: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+        insecureSkipVerify: false,
+        pollInterval: 15_000,
+        refreshMinInterval: 1000,
+        timeout: 5000,
+        deletedGrace: 300_000,
+      },
+      podLabels: [],
+      exclude: { namespaces: [], annotation: 'nodeward.io/logs' },
+      rateLimit: { linesPerSecond: 0, burst: 0 },
+      multiline: { annotation: 'nodeward.io/multiline-start', timeout: 1000 },
     });
   });
 
@@ -46,5 +71,7 @@ describe('logs config', () => {
     expect(message({ maxLineBytes: 10 })?.[0]).toContain('at least 1KiB');
     expect(message({ batch: { maxBytes: '8MiB' } })?.[0]).toContain('must not exceed logs.maxInflightBytes');
     expect(message({ bogus: 1 })?.[0]).toContain('bogus');
+    expect(message({ kubelet: { url: 'ftp://x/pods' } })?.[0]).toMatch(/^kubelet\.url: /);
+    expect(message({ rateLimit: { linesPerSecond: -1 } })?.[0]).toMatch(/^rateLimit\.linesPerSecond: /);
   });
 });

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 
 /**
  * File identity: device + inode say which file it is now; a fingerprint of its first bytes says it
@@ -20,8 +19,13 @@ export function identityKey(dev: bigint | string, ino: bigint | string): string 
   return `${dev}:${ino}`;
 }
 
+/** Positional reads: a FileHandle, or a file held in memory. */
+export interface PositionalReader {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
 /** Fingerprint of the first `len` bytes (fewer if the file is shorter). */
-export async function fingerprint(fh: FileHandle, len: number): Promise<Fingerprint> {
+export async function fingerprint(fh: PositionalReader, len: number): Promise<Fingerprint> {
   if (len <= 0) return EMPTY_FINGERPRINT;
   const buf = Buffer.allocUnsafe(len);
   let got = 0;

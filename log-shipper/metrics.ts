@@ -14,6 +14,9 @@ export interface LogsMetrics {
   readonly bytesSent: Counter<'namespace'>;
   readonly parseErrors: Counter<'namespace'>;
   readonly linesSplit: Counter<'namespace'>;
+  readonly linesDropped: Counter<'namespace' | 'reason'>;
+  readonly linesUnlabelled: Counter<'namespace'>;
+  readonly metadataErrors: Counter<'reason'>;
   readonly rotations: Counter<'kind'>;
   readonly sendDuration: Histogram<'sink'>;
   readonly sinkErrors: Counter<'sink' | 'code'>;
@@ -85,6 +88,24 @@ export function createLogsMetrics(registry: Registry): LogsMetrics {
       name: 'nodeward_logs_lines_truncated_total',
       help: 'Records cut at logs.maxLineBytes, shipped with truncated (the line goes on in the next record).',
       labelNames: ['namespace'],
+      registers,
+    }),
+    linesDropped: new Counter({
+      name: 'nodeward_logs_lines_dropped_total',
+      help: 'Lines read and not shipped, by reason: rate_limit (logs.rateLimit) or excluded (namespace or pod annotation).',
+      labelNames: ['namespace', 'reason'],
+      registers,
+    }),
+    linesUnlabelled: new Counter({
+      name: 'nodeward_logs_lines_without_metadata_total',
+      help: 'Lines shipped with the file-name labels only, because the kubelet did not know the pod (or could not be asked).',
+      labelNames: ['namespace'],
+      registers,
+    }),
+    metadataErrors: new Counter({
+      name: 'nodeward_logs_pod_metadata_errors_total',
+      help: 'Failed fetches of the kubelet /pods, by reason (unreachable, timeout, unauthorized, tls, http_<status>, bad_json); shipping goes on.',
+      labelNames: ['reason'],
       registers,
     }),
     rotations: new Counter({

@@ -3,14 +3,15 @@ import { join } from 'node:path';
 import type { LogsConfig } from '../shared/config/logs.ts';
 import { asNodewardError, NodewardError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
+import { KubeletPodSource, type PodMetadataSource } from '../shared/pods/index.ts';
 import { Batcher } from './batch.ts';
 import { CheckpointStore } from './checkpoint.ts';
 import { Sender } from './deliver.ts';
 import { createDiscovery } from './discover.ts';
-import { createEnricher, type PodMetadataSource } from './enrich.ts';
+import { createEnricher } from './enrich.ts';
 import { InflightBudget } from './inflight.ts';
 import type { LogsMetrics } from './metrics.ts';
-import { createRouter } from './route.ts';
+import { createRoutePolicy, createRouter } from './route.ts';
 import { createSink, reasonOf, type Sink } from './sink/index.ts';
 import { Sources } from './sources.ts';
 import { BufferPool } from './tail.ts';
@@ -32,7 +33,10 @@ export interface PipelineDeps {
   metrics: LogsMetrics;
   signal: AbortSignal;
   setReady(ready: boolean, reason?: string): void;
-  /** Pod metadata for labels beyond the file name (milestone 2: the kubelet's /pods). */
+  /**
+   * Pod metadata for labels beyond the file name, shared with other modules; without it, one
+   * from logs.kubelet when enabled.
+   */
   metadata?: PodMetadataSource;
   /** For tests: a sink other than the configured one. */
   sink?: Sink;
@@ -64,6 +68,36 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
     throw asNodewardError(err);
   }
 
+  let metadata = deps.metadata;
+  let kubelet: KubeletPodSource | undefined;
+  let unsubscribe = () => {};
+  if (metadata === undefined && logs.kubelet.enabled) {
+    kubelet = new KubeletPodSource(logs.kubelet);
+    metadata = kubelet;
+  }
+  if (kubelet !== undefined) {
+    let lastReason: string | undefined;
+    const k = kubelet;
+    unsubscribe = k.subscribe({
+      failed(reason, err) {
+        metrics.metadataErrors.inc({ reason });
+        // One warning per change of cause, not one per poll while the kubelet is down.
+        if (reason !== lastReason)
+          log.warn(
+            { err, reason, url: logs.kubelet.url, code: 'POD_METADATA_UNAVAILABLE' },
+            'kubelet /pods failed; lines are labelled from file names meanwhile',
+          );
+        lastReason = reason;
+      },
+      refreshed(pods) {
+        if (lastReason !== undefined) log.info({ pods }, 'kubelet /pods answers again');
+        lastReason = undefined;
+      },
+    });
+    // The first fetch is awaited (bounded by logs.kubelet.timeout) so that files present at the start get their labels.
+    await k.start();
+  }
+
   const budget = new InflightBudget(logs.maxInflightBytes);
   const sender = new Sender(
     sink,
@@ -88,6 +122,8 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
       },
     },
     log,
+    // The file and stdout sinks append: one write at a time keeps the lines in order.
+    sink.name === 'kafka' ? logs.kafka.inFlight : 1,
   );
   const batcher = new Batcher(logs.batch, budget, (batch) => sender.enqueue(batch));
   const sources = new Sources({
@@ -96,8 +132,20 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
     batcher,
     budget,
     pool: new BufferPool(logs.maxLineBytes),
-    enricher: createEnricher({ node: config.node, ...(deps.metadata ? { metadata: deps.metadata } : {}) }),
+    enricher: createEnricher({
+      node: config.node,
+      podLabels: logs.podLabels,
+      ...(metadata ? { metadata } : {}),
+    }),
     router: createRouter(logs.kafka.topic),
+    policy: createRoutePolicy({
+      excludeNamespaces: logs.exclude.namespaces,
+      excludeAnnotation: logs.exclude.annotation,
+      multilineAnnotation: logs.multiline.annotation,
+      linesPerSecond: logs.rateLimit.linesPerSecond,
+      burst: logs.rateLimit.burst,
+    }),
+    multilineTimeout: logs.multiline.timeout,
     metrics,
     log,
   });
@@ -154,6 +202,8 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
     sender.close(deadline);
     await until(delivering, deadline);
     metrics.attach(undefined);
+    unsubscribe();
+    kubelet?.stop();
     try {
       await checkpoints.persist();
     } catch (err) {

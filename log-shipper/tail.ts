@@ -1,6 +1,6 @@
 import { fstatSync, statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { FINGERPRINT_BYTES, type Fingerprint, fingerprint } from './identity.ts';
+import { FINGERPRINT_BYTES, type Fingerprint, fingerprint, type PositionalReader } from './identity.ts';
 import type { InflightBudget } from './inflight.ts';
 import { utf8Boundary } from './parse.ts';
 
@@ -66,8 +66,36 @@ export class BufferPool {
   }
 }
 
+/** What a tailer reads: an open file, or a rotated `.gz` decompressed into memory. */
+export interface TailFile extends PositionalReader {
+  /** Synchronous: on a local file system an fstat takes microseconds, the thread pool far more. */
+  stat(): { size: number; nlink: number };
+  close(): Promise<void>;
+}
+
+export function openFile(fh: FileHandle): TailFile {
+  return {
+    read: (buffer, offset, length, position) => fh.read(buffer, offset, length, position),
+    stat: () => fstatSync(fh.fd),
+    close: () => fh.close(),
+  };
+}
+
+/** A file's content in memory, as if it were a file already deleted (drained, then closed). */
+export function memoryFile(content: Buffer): TailFile {
+  return {
+    async read(buffer, offset, length, position) {
+      const n = Math.max(0, Math.min(length, content.length - position));
+      content.copy(buffer, offset, position, position + n);
+      return { bytesRead: n };
+    },
+    stat: () => ({ size: content.length, nlink: 0 }),
+    close: async () => {},
+  };
+}
+
 export interface TailerInit {
-  fh: FileHandle;
+  fh: TailFile;
   /** The watched path, checked for rotation while following. */
   path: string;
   dev: bigint;
@@ -81,7 +109,7 @@ export interface TailerInit {
 }
 
 export class Tailer {
-  readonly fh: FileHandle;
+  readonly fh: TailFile;
   readonly path: string;
   readonly dev: bigint;
   readonly ino: bigint;
@@ -144,7 +172,7 @@ export class Tailer {
         }
         // Idle files cost two stat calls per poll, made synchronously: on a local file system
         // they take microseconds, a round trip through the libuv thread pool costs far more.
-        const st = fstatSync(this.fh.fd);
+        const st = this.fh.stat();
         if (st.size > this.size) this.size = st.size;
         if (st.size > this.position) {
           if ((await this.readOnce()) > 0) {

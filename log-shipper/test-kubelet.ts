@@ -29,9 +29,10 @@ export function fakeContainer(
   namespace: string,
   pod: string,
   container = 'app',
+  known: { uid?: string; id?: string } = {},
 ): FakeContainer {
-  const uid = randomUUID();
-  const id = randomBytes(32).toString('hex');
+  const uid = known.uid ?? randomUUID();
+  const id = known.id ?? randomBytes(32).toString('hex');
   const dir = join(pods, `${namespace}_${pod}_${uid}`, container);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, '0.log');

@@ -33,6 +33,7 @@ export const CNI = {
   ipConflict: 102,
   poolNotAllowed: 103,
   netSetup: 104,
+  checkFailed: 105,
 } as const;
 
 export interface ErrorSpec {
@@ -185,17 +186,65 @@ export const ERRORS = {
     cni: CNI.internal,
     doc: 'A host metrics collector could not read or parse its kernel files; its series are left out of that scrape and nodeward_scrape_collector_success{collector} is 0.',
   },
+  METRICS_PUSH_FAILED: {
+    retriable: true,
+    exit: EXIT.unavailable,
+    cni: CNI.internal,
+    doc: 'A metrics push (remote_write or JSON) got a 5xx, 429 or no answer after every retry; that batch is dropped and the next interval sends fresh values.',
+  },
+  METRICS_PUSH_REJECTED: {
+    retriable: false,
+    exit: EXIT.unavailable,
+    cni: CNI.internal,
+    doc: 'The push receiver answered 4xx (bad request, unauthorized, not found): the batch is dropped without retry; check the URL, headers and the receiver log.',
+  },
+  ALERTS_SEND_FAILED: {
+    retriable: true,
+    exit: EXIT.unavailable,
+    cni: CNI.internal,
+    doc: 'Alertmanager did not accept alerts after every retry (5xx, 429 or no answer); they are sent again at the next evaluation or resend.',
+  },
+  ALERTS_REJECTED: {
+    retriable: false,
+    exit: EXIT.unavailable,
+    cni: CNI.internal,
+    doc: 'Alertmanager answered 4xx to the alerts: check metrics.alerts.alertmanagerUrl and the rule labels.',
+  },
   LOG_PARSE: {
     retriable: false,
     exit: EXIT.internal,
     cni: CNI.internal,
     doc: 'A log line is neither CRI nor docker json-file; it is shipped raw and flagged.',
   },
+  POD_METADATA_UNAVAILABLE: {
+    retriable: true,
+    exit: EXIT.unavailable,
+    cni: CNI.tryAgainLater,
+    doc: "The kubelet's /pods cannot be read (down, 401/403, TLS, not a PodList): pod metadata is stale or missing meanwhile; log lines keep their file-name labels. Check logs.kubelet (url, tokenFile, caFile) and the RBAC for nodes/proxy.",
+  },
   LOG_CHECKPOINT_UNUSABLE: {
     retriable: false,
     exit: EXIT.io,
     cni: CNI.internal,
     doc: 'The log checkpoint file is unreadable or of another version: it is moved aside and files are read again (lines may repeat, none is lost).',
+  },
+  CNI_CONFIG_INVALID: {
+    retriable: false,
+    exit: EXIT.usage,
+    cni: CNI.invalidConfig,
+    doc: 'The CNI network config (the .conflist entry the runtime passes) lacks a key or has a wrong one; the message names it.',
+  },
+  NET_SETUP: {
+    retriable: false,
+    exit: EXIT.internal,
+    cni: CNI.netSetup,
+    doc: 'A link, address or route could not be made (iproute2 said why in the message); the ADD was rolled back.',
+  },
+  CNI_CHECK_FAILED: {
+    retriable: false,
+    exit: EXIT.internal,
+    cni: CNI.checkFailed,
+    doc: "CHECK found the pod's interface, address or routes differ from the ADD result; the message says which.",
   },
 } as const satisfies Record<string, ErrorSpec>;
 

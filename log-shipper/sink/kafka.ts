@@ -1,12 +1,16 @@
+import { readFile } from 'node:fs/promises';
 import {
   CompressionTypes,
   type ICustomPartitioner,
   Kafka,
+  type KafkaConfig,
   logLevel,
   type Message,
   Partitioners,
   type Producer,
+  type SASLOptions,
 } from 'kafkajs';
+import { NodewardError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { type Sink, type SinkRecord, sinkError } from './sink.ts';
 
@@ -17,6 +21,56 @@ export interface KafkaSinkOptions {
   compression: 'gzip' | 'none';
   /** Request timeout, and how long the leader may wait for its replicas. */
   timeout: number;
+  tls: {
+    enabled: boolean;
+    caFile: string;
+    certFile: string;
+    keyFile: string;
+    serverName: string;
+    insecureSkipVerify: boolean;
+  };
+  sasl: {
+    mechanism: 'none' | 'plain' | 'scram-sha-256' | 'scram-sha-512';
+    username: string;
+    passwordFile: string;
+  };
+}
+
+async function readSecret(key: string, file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new NodewardError('IO', `cannot read ${key} ${file}: ${(err as Error).message}`, {
+      cause: err,
+      details: { key, file },
+    });
+  }
+}
+
+/** The TLS and SASL part of the kafkajs client config, files read now (at each open: rotated secrets apply on restart). */
+export async function kafkaSecurity(
+  options: Pick<KafkaSinkOptions, 'tls' | 'sasl'>,
+): Promise<Pick<KafkaConfig, 'ssl' | 'sasl'>> {
+  const out: Pick<KafkaConfig, 'ssl' | 'sasl'> = {};
+  const { tls, sasl } = options;
+  if (tls.enabled) {
+    out.ssl = {
+      rejectUnauthorized: !tls.insecureSkipVerify,
+      ...(tls.caFile ? { ca: [await readSecret('logs.kafka.tls.caFile', tls.caFile)] } : {}),
+      ...(tls.certFile ? { cert: await readSecret('logs.kafka.tls.certFile', tls.certFile) } : {}),
+      ...(tls.keyFile ? { key: await readSecret('logs.kafka.tls.keyFile', tls.keyFile) } : {}),
+      ...(tls.serverName ? { servername: tls.serverName } : {}),
+    };
+  }
+  if (sasl.mechanism !== 'none') {
+    // A trailing newline is how Secrets written by hand usually end; it is not part of the password.
+    const password = (await readSecret('logs.kafka.sasl.passwordFile', sasl.passwordFile)).replace(
+      /\r?\n$/,
+      '',
+    );
+    out.sasl = { mechanism: sasl.mechanism, username: sasl.username, password } as SASLOptions;
+  }
+  return out;
 }
 
 /** The Kafka error type (UNKNOWN_TOPIC_OR_PARTITION, …) or the kafkajs error class under retries. */
@@ -69,23 +123,26 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
  */
 export function createKafkaSink(options: KafkaSinkOptions, log: Logger): Sink {
   const klog = log.child({ component: 'kafkajs' });
-  const kafka = new Kafka({
-    clientId: options.clientId,
-    brokers: options.brokers,
-    connectionTimeout: Math.min(options.timeout, 10_000),
-    requestTimeout: options.timeout,
-    retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 1000 },
-    logLevel: logLevel.WARN,
-    logCreator:
-      () =>
-      ({ level, log: { message, timestamp: _t, ...extra } }) =>
-        klog[LEVELS[level] ?? 'debug'](extra, message),
-  });
+  const client = (security: Pick<KafkaConfig, 'ssl' | 'sasl'>) =>
+    new Kafka({
+      ...security,
+      clientId: options.clientId,
+      brokers: options.brokers,
+      connectionTimeout: Math.min(options.timeout, 10_000),
+      requestTimeout: options.timeout,
+      retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 1000 },
+      logLevel: logLevel.WARN,
+      logCreator:
+        () =>
+        ({ level, log: { message, timestamp: _t, ...extra } }) =>
+          klog[LEVELS[level] ?? 'debug'](extra, message),
+    });
   let producer: Producer | undefined;
   const compression = options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
   return {
     name: 'kafka',
     async open() {
+      const kafka = client(await kafkaSecurity(options));
       const p = kafka.producer({
         allowAutoTopicCreation: true,
         idempotent: false,

@@ -1,10 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { logsSchema } from '../../shared/config/logs.ts';
 import { NodewardError } from '../../shared/errors.ts';
 import { Lab, tempDir } from '../../test/lab/index.ts';
 import { createFileSink } from './file.ts';
+import { kafkaSecurity } from './kafka.ts';
 import { createStdoutSink } from './stdout.ts';
 
 const lab = new Lab();
@@ -52,5 +54,55 @@ describe('sinks', () => {
     await sink.open();
     await sink.send(records);
     expect(text).toBe('{"message":"one"}\n{"message":"two"}\n');
+  });
+});
+
+describe('kafka sink: TLS and SASL options', () => {
+  it('reads the CA, client pair and password files into the kafkajs config', async () => {
+    const dir = await tempDir('sink-sec', lab);
+    const file = (name: string, text: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+    const tls = {
+      enabled: true,
+      caFile: file('ca.pem', 'CA'),
+      certFile: file('c.pem', 'CERT'),
+      keyFile: file('k.pem', 'KEY'),
+      serverName: 'kafka.internal',
+      insecureSkipVerify: false,
+    };
+    const sasl = {
+      mechanism: 'scram-sha-512' as const,
+      username: 'shipper',
+      passwordFile: file('pw', 's3cret\n'),
+    };
+    expect(await kafkaSecurity({ tls, sasl })).toEqual({
+      ssl: { rejectUnauthorized: true, ca: ['CA'], cert: 'CERT', key: 'KEY', servername: 'kafka.internal' },
+      sasl: { mechanism: 'scram-sha-512', username: 'shipper', password: 's3cret' },
+    });
+    expect(
+      await kafkaSecurity({
+        tls: { ...tls, enabled: false },
+        sasl: { mechanism: 'none', username: '', passwordFile: '' },
+      }),
+    ).toEqual({});
+    const missing = await kafkaSecurity({ tls, sasl: { ...sasl, passwordFile: join(dir, 'nope') } }).catch(
+      (e: unknown) => e,
+    );
+    expect(missing).toBeInstanceOf(NodewardError);
+    expect((missing as NodewardError).message).toContain('logs.kafka.sasl.passwordFile');
+  });
+
+  it('rejects SASL without credentials and half a client pair, naming the key', () => {
+    const issues = (kafka: unknown) =>
+      logsSchema.safeParse({ kafka }).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(issues({ sasl: { mechanism: 'plain' } })).toEqual([
+      'kafka.sasl: mechanism plain needs username and passwordFile',
+    ]);
+    expect(issues({ tls: { enabled: true, certFile: '/c.pem' } })).toEqual([
+      'kafka.tls: certFile and keyFile go together (mutual TLS)',
+    ]);
   });
 });

@@ -16,6 +16,55 @@ const compression = () =>
     return z.NEVER;
   });
 
+/**
+ * Where pod metadata comes from: the kubelet's /pods on this node. Exported on its own so that a
+ * top-level `kubelet` section shared by several modules can reuse it unchanged.
+ */
+export const kubeletSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Label lines with pod metadata (owner workload, pod labels, annotations) from the kubelet; off in the embedded default (no cluster). Without it, or while the kubelet fails, lines carry the labels in the file name.',
+      ),
+    url: z
+      .url({ protocol: /^https?$/ })
+      .default('https://127.0.0.1:10250/pods')
+      .describe("The kubelet's /pods endpoint (node-local; needs nodes/proxy or nodes/pods RBAC)."),
+    tokenFile: z
+      .string()
+      .default('/var/run/secrets/kubernetes.io/serviceaccount/token')
+      .describe(
+        'Bearer token file, re-read on every request (projected tokens rotate); missing: no token sent.',
+      ),
+    caFile: z
+      .string()
+      .default('/var/run/secrets/kubernetes.io/serviceaccount/ca.crt')
+      .describe("CA bundle that signed the kubelet's serving certificate; missing: the system CAs."),
+    insecureSkipVerify: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Accept any kubelet certificate (kubelets with self-signed serving certificates). The token is then sent to whoever answers at url.',
+      ),
+    pollInterval: duration().prefault('15s').describe('How often the pod list is fetched.'),
+    refreshMinInterval: duration()
+      .prefault('1s')
+      .describe(
+        'A log file of a pod not known yet triggers a fetch at once, but at most once per this interval.',
+      ),
+    timeout: duration().prefault('5s').describe('Socket inactivity before a kubelet request fails.'),
+    deletedGrace: duration()
+      .prefault('5m')
+      .describe(
+        "How long a pod's metadata is kept after it left the kubelet's list, so its last lines are still labelled.",
+      ),
+  })
+  .prefault({});
+
+export type KubeletConfig = z.output<typeof kubeletSchema>;
+
 /** The `logs` section: the log shipper (log-shipper/). */
 export const logsSchema = z
   .strictObject({
@@ -135,9 +184,117 @@ export const logsSchema = z
         timeout: duration()
           .prefault('30s')
           .describe('Request timeout towards the brokers, and how long the leader may wait for replicas.'),
+        inFlight: z
+          .int()
+          .min(1)
+          .max(16)
+          .default(1)
+          .describe(
+            "Batches sent at once; acknowledgements still apply in order, so checkpoints never pass an unacknowledged batch. Above 1, a batch retried (by kafkajs too: a new topic, a leader change) can land after later ones, so a pod's lines may be out of order there. 1: strict order.",
+          ),
+        tls: z
+          .strictObject({
+            enabled: z.boolean().default(false).describe('Connect to the brokers over TLS.'),
+            caFile: z
+              .string()
+              .default('')
+              .describe("CA bundle (PEM) that signed the brokers' certificates; empty: the system CAs."),
+            certFile: z
+              .string()
+              .default('')
+              .describe('Client certificate (PEM) for mutual TLS; empty: none. Needs keyFile.'),
+            keyFile: z.string().default('').describe('Private key (PEM) of certFile.'),
+            serverName: z
+              .string()
+              .default('')
+              .describe(
+                "Name expected in the brokers' certificates (SNI); empty: the host of each broker address.",
+              ),
+            insecureSkipVerify: z
+              .boolean()
+              .default(false)
+              .describe(
+                'Accept any broker certificate (tests only: the traffic can be read by whoever answers).',
+              ),
+          })
+          .prefault({})
+          .describe('TLS towards the brokers.'),
+        sasl: z
+          .strictObject({
+            mechanism: z
+              .enum(['none', 'plain', 'scram-sha-256', 'scram-sha-512'])
+              .default('none')
+              .describe('SASL authentication; plain sends the password as is: use it over TLS only.'),
+            username: z.string().default('').describe('SASL user name.'),
+            passwordFile: z
+              .string()
+              .default('')
+              .describe('File holding the SASL password (a mounted Secret), read when the sink opens.'),
+          })
+          .prefault({})
+          .describe('SASL authentication towards the brokers.'),
       })
       .prefault({})
       .describe('Kafka sink.'),
+    kubelet: kubeletSchema.describe("Pod metadata from the kubelet's /pods (labels beyond the file name)."),
+    podLabels: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Pod labels copied into each record as labels.pod_labels: exact keys, or a prefix ending in * (e.g. "app.kubernetes.io/*"). Needs logs.kubelet.',
+      ),
+    exclude: z
+      .strictObject({
+        namespaces: z
+          .array(z.string().min(1))
+          .default([])
+          .describe('Namespaces whose lines are not shipped.'),
+        annotation: z
+          .string()
+          .min(1)
+          .default('nodeward.io/logs')
+          .describe(
+            'Pod annotation that, set to "false", stops shipping the pod\'s lines; "<annotation>.<container>" does it for one container. Needs logs.kubelet.',
+          ),
+      })
+      .prefault({})
+      .describe('Lines not shipped at all (read and skipped: checkpoints still move).'),
+    rateLimit: z
+      .strictObject({
+        linesPerSecond: z
+          .int()
+          .min(0)
+          .default(0)
+          .describe(
+            'Most lines per second shipped per pod (all its containers); the rest are dropped and counted in nodeward_logs_lines_dropped_total. 0: no limit.',
+          ),
+        burst: z
+          .int()
+          .min(0)
+          .default(0)
+          .describe(
+            'Lines a pod may ship at once above the rate after being quiet; 0: one second of linesPerSecond.',
+          ),
+      })
+      .prefault({})
+      .describe('Per-pod rate limit, so one noisy pod cannot crowd out the node.'),
+    multiline: z
+      .strictObject({
+        annotation: z
+          .string()
+          .min(1)
+          .default('nodeward.io/multiline-start')
+          .describe(
+            'Pod annotation holding a regular expression (JavaScript syntax) that matches the first line of a record; following lines that do not match (a stack trace) are joined to it with "\\n". "<annotation>.<container>" sets it for one container. Needs logs.kubelet.',
+          ),
+        timeout: duration()
+          .prefault('1s')
+          .describe(
+            'A grouped record is shipped when no line came for this long (or the next record starts).',
+          ),
+      })
+      .prefault({})
+      .describe('Multi-line records (stack traces), per pod by annotation.'),
   })
   .superRefine((logs, ctx) => {
     if (logs.maxLineBytes < 1024) {
@@ -152,6 +309,21 @@ export const logsSchema = z
         code: 'custom',
         path: ['kafka', 'brokers'],
         message: 'logs.sink is kafka: list at least one broker host:port',
+      });
+    }
+    const { sasl, tls } = logs.kafka;
+    if (sasl.mechanism !== 'none' && (sasl.username === '' || sasl.passwordFile === '')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kafka', 'sasl'],
+        message: `mechanism ${sasl.mechanism} needs username and passwordFile`,
+      });
+    }
+    if ((tls.certFile === '') !== (tls.keyFile === '')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kafka', 'tls'],
+        message: 'certFile and keyFile go together (mutual TLS)',
       });
     }
     if (logs.batch.maxBytes > logs.maxInflightBytes) {
