@@ -68,6 +68,20 @@ async function runAgent(flags: ConfigFlags, env: NodeJS.ProcessEnv): Promise<num
   return inTime ? EXIT.ok : EXIT.internal;
 }
 
+/** Keys whose values must not land in terminals, tickets or CI logs by way of `config print`. */
+const SECRET_KEYS = new Set(['password', 'token']);
+
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [
+      k,
+      SECRET_KEYS.has(k) && typeof v === 'string' ? '<redacted>' : redactSecrets(v),
+    ]),
+  );
+}
+
 function configDocs(): string {
   const defaults = configSchema.parse({}) as Record<string, unknown>;
   const lines: string[] = [];
@@ -82,7 +96,19 @@ function configDocs(): string {
   return `${lines.join('\n')}\n`;
 }
 
-export function buildCli(io: { stdout: (s: string) => void; env: NodeJS.ProcessEnv }): Command {
+type NetworkCommands = Pick<
+  typeof import('../ipam-cni/index.ts'),
+  'registerIpamCommands' | 'registerCniCommands'
+>;
+
+export interface CliIo {
+  stdout: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** The `ipam` and `cni` commands, when this invocation may need them (see main). */
+  network?: NetworkCommands | undefined;
+}
+
+export function buildCli(io: CliIo): Command {
   const program = new Command('nodeward')
     .description(
       'Node agent for Kubernetes: pod networking (CNI + IPAM), container logs to Kafka, host and container metrics.',
@@ -137,9 +163,23 @@ Examples:
     .description(
       'print the effective config (file, env, flags, defaults) as YAML; durations in ms, sizes in bytes',
     )
-    .action((file: string | undefined, flags: ConfigFlags) => {
-      io.stdout(stringify(effectiveConfig({ ...flags, config: file ?? flags.config }, io.env)));
+    .option('--show-secrets', 'print passwords as they are instead of <redacted>')
+    .action((file: string | undefined, flags: ConfigFlags & { showSecrets?: boolean }) => {
+      const config = effectiveConfig({ ...flags, config: file ?? flags.config }, io.env);
+      io.stdout(stringify(flags.showSecrets ? config : redactSecrets(config)));
     });
+  if (io.network) {
+    io.network.registerIpamCommands(program, {
+      stdout: io.stdout,
+      withConfigFlags,
+      config: (flags) => effectiveConfig(flags as unknown as ConfigFlags, io.env),
+    });
+    io.network.registerCniCommands(program, {
+      stdout: io.stdout,
+      env: io.env,
+      loadConfig: (file, sets) => effectiveConfig({ config: file, set: sets }, io.env),
+    });
+  }
   config
     .command('example')
     .description('print a config file with every key at its default, commented (deploy/config.example.yaml)')
@@ -153,7 +193,12 @@ Examples:
 
 /** Runs the CLI; returns the exit status (errors already reported on stderr). */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const program = buildCli({ stdout: (s) => process.stdout.write(s), env });
+  // The ipam/cni commands load the IPAM and CNI code: ~0.2 s that `agent` and `config` (run by
+  // probes and init containers) should not pay. Load them for their own commands and for help.
+  const first = argv[0];
+  const needsNetwork = first === undefined || ['ipam', 'cni', 'help', '--help', '-h'].includes(first);
+  const network = needsNetwork ? await import('../ipam-cni/index.ts') : undefined;
+  const program = buildCli({ stdout: (s) => process.stdout.write(s), env, network });
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;

@@ -10,7 +10,8 @@ import { build } from 'esbuild';
 const root = resolve(import.meta.dirname, '..');
 const outdir = resolve(root, 'build');
 
-rmSync(outdir, { recursive: true, force: true });
+// Only this build's outputs: build/ also holds the CNI shim (npm run build:cni).
+for (const f of ['nodeward.mjs', 'nodeward.mjs.LEGAL.txt']) rmSync(resolve(outdir, f), { force: true });
 const result = await build({
   entryPoints: { nodeward: resolve(root, 'agent/bin/nodeward.ts') },
   outdir,

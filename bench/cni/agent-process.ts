@@ -1,0 +1,43 @@
+/**
+ * The agent side of the bench in its own process, as on a node (the agent is a DaemonSet, not the
+ * runtime): its event loop serves only the shim. argv[2]: JSON {etcd, prefix, cni, node}.
+ * Prints "ready" once the socket serves; stops on SIGTERM.
+ */
+import { Registry } from 'prom-client';
+import { startCniAgent } from '../../ipam-cni/cni/agent.ts';
+import { createCniMetrics } from '../../ipam-cni/cni/metrics.ts';
+import { Ipam } from '../../ipam-cni/ipam/ipam.ts';
+import { EtcdStore } from '../../ipam-cni/store/etcd.ts';
+import { cniSchema } from '../../shared/config/cni.ts';
+
+const o = JSON.parse(process.argv[2] ?? '{}') as { etcd: string; prefix: string; cni: unknown; node: string };
+const store = await EtcdStore.open({
+  endpoints: [o.etcd],
+  prefix: o.prefix,
+  dialTimeoutMs: 2000,
+  requestTimeoutMs: 5000,
+});
+const metrics = createCniMetrics(new Registry());
+const agent = await startCniAgent({
+  cni: cniSchema.parse(o.cni),
+  store,
+  node: o.node,
+  ipam: new Ipam({ store }),
+  metrics,
+});
+process.stdout.write('ready\n');
+process.once('SIGTERM', () => {
+  // What the agent itself spent per ADD (the rest of an ADD is the shim process and the socket).
+  void metrics.addSeconds
+    .get()
+    .then((h: { values: { metricName?: string; value: number }[] }) => {
+      const sum = h.values.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
+      const count = h.values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+      process.stderr.write(
+        `  agent-side ADD mean ${((sum / Math.max(1, count)) * 1000).toFixed(1)} ms over ${count}\n`,
+      );
+    })
+    .then(() => agent.stop())
+    .then(() => store.close())
+    .finally(() => process.exit(0));
+});

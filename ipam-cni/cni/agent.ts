@@ -1,0 +1,109 @@
+import { isAbsolute, join } from 'node:path';
+import type { CniConfig } from '../../shared/config/cni.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { Ipam } from '../ipam/ipam.ts';
+import { netnsRunner } from '../net/exec.ts';
+import { type SegmentHealth, Segments } from '../net/segment.ts';
+import type { Store } from '../store/store.ts';
+import { pendingEntries, replayJournal } from './journal.ts';
+import type { CniMetrics } from './metrics.ts';
+import { CniHandlers } from './server/handlers.ts';
+import { type CniServer, startCniServer } from './server/server.ts';
+
+/**
+ * The agent side of the CNI plugin, assembled: handlers over one IPAM and one set of segments,
+ * the journal replayed before the socket opens, then served until stop(). A periodic tick re-reads
+ * VXLAN peers, segment health and the journal (DELs the agent itself journaled while the store
+ * was away).
+ */
+
+export interface CniAgentOptions {
+  readonly cni: CniConfig;
+  readonly store: Store;
+  readonly node: string;
+  /** Relative journalDir is under it. */
+  readonly dataDir?: string | undefined;
+  readonly ipam?: Ipam | undefined;
+  readonly metrics?: CniMetrics | undefined;
+  readonly log?: Logger | undefined;
+}
+
+export interface CniAgent {
+  readonly handlers: CniHandlers;
+  readonly segments: Segments;
+  readonly server: CniServer;
+  readonly replayed: number;
+  /** Health as of the last tick. */
+  health(): readonly SegmentHealth[];
+  /** One tick now (peers, health, journal). */
+  tick(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
+  const { cni, store, node, log, metrics } = o;
+  const journalDir = isAbsolute(cni.journalDir) ? cni.journalDir : join(o.dataDir ?? '.', cni.journalDir);
+  const host = netnsRunner(cni.hostNetns);
+  const ipam = o.ipam ?? new Ipam({ store, ...(log ? { log } : {}) });
+  const segments = new Segments({
+    host,
+    store,
+    node,
+    master: cni.uplink.master,
+    localAddress: cni.uplink.localAddress,
+    vxlanPort: cni.uplink.vxlanPort,
+    mtu: cni.mtu,
+    log,
+  });
+  let health: readonly SegmentHealth[] = [];
+  const handlers = new CniHandlers({
+    ipam,
+    store,
+    segments,
+    host,
+    node,
+    journalDir,
+    defaultPool: cni.pool,
+    log,
+    health: () => health,
+  });
+  const replay = async () => {
+    const outcome = await replayJournal(
+      journalDir,
+      (req) => handlers.replayDel(req),
+      (name, err) => log?.warn({ err, entry: name }, 'cni: journal entry not replayed'),
+    );
+    if (outcome.replayed > 0) log?.info({ ...outcome, journalDir }, 'cni: journal replayed');
+    metrics?.journalDepth.set((await pendingEntries(journalDir)).length);
+    return outcome.replayed;
+  };
+  const replayed = await replay();
+  const server = await startCniServer({ socket: cni.socket, handlers, metrics, log });
+  const tick = async () => {
+    health = await segments.refresh();
+    metrics?.setSegments(health);
+    await replay();
+  };
+  let ticking: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    ticking ??= tick()
+      .catch((err: unknown) => log?.warn({ err }, 'cni: periodic check failed'))
+      .finally(() => {
+        ticking = undefined;
+      });
+  }, cni.peerSyncInterval);
+  timer.unref();
+  return {
+    handlers,
+    segments,
+    server,
+    replayed,
+    health: () => health,
+    tick,
+    async stop() {
+      clearInterval(timer);
+      await server.close();
+      await ticking;
+    },
+  };
+}

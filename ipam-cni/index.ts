@@ -1,0 +1,159 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { Registry } from 'prom-client';
+import type { AgentModule, ModuleFactory } from '../agent/module.ts';
+import { type CniConfig, cniSchema } from '../shared/config/cni.ts';
+import type { Config } from '../shared/config/schema.ts';
+import { NodewardError } from '../shared/errors.ts';
+import { createCniMetrics } from './cni/metrics.ts';
+
+// IPAM: pools, the allocation service, its stores and the `nodeward ipam` commands. Nothing here
+// loads etcd3 until an etcd store is opened.
+export { measureThroughput, type ThroughputOptions, type ThroughputResult } from './bench/throughput.ts';
+export { type IpamCliIo, registerIpamCommands } from './cli.ts';
+export { type CniAgent, type CniAgentOptions, startCniAgent } from './cni/agent.ts';
+export { installCni, renderConflist } from './cni/install.ts';
+export { type AuditProblem, type AuditReport, audit } from './ipam/audit.ts';
+export { type AllocateRequest, type Allocation, Ipam, type IpamOptions, type Released } from './ipam/ipam.ts';
+export { IPAM_PREFIX } from './ipam/keys.ts';
+export { type LoadOptions, type LoadResult, percentile, runAllocationLoad } from './ipam/load.ts';
+export { compilePool, type Pool, type PoolSpec, type PoolSpecInput, poolSpecSchema } from './ipam/pool.ts';
+export { addPool, readPools, removePool, type StoredPool } from './ipam/pools.ts';
+export { IP_ANNOTATION, POOL_ANNOTATION, type PoolSelection } from './ipam/select.ts';
+export type { LabelSelector, Labels } from './ipam/selector.ts';
+export { FileStore } from './store/file.ts';
+export { MemoryStore } from './store/memory.ts';
+export { openIpamStore } from './store/open.ts';
+export type { Commit, CommitResult, Condition, Entry, Listing, Store, Write } from './store/store.ts';
+
+/**
+ * network.cni of the effective config. Parsed again here (idempotent on parsed output) so this
+ * works whether or not the config schema mounts cniSchema at network.cni.
+ */
+export function cniConfigOf(config: Config): CniConfig {
+  const raw = (config.network as Record<string, unknown>)['cni'];
+  const r = cniSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    throw new NodewardError(
+      'CONFIG_INVALID',
+      `network.cni: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  }
+  return r.data;
+}
+
+const untilAborted = (signal: AbortSignal) =>
+  new Promise<void>((done) => {
+    if (signal.aborted) done();
+    else signal.addEventListener('abort', () => done(), { once: true });
+  });
+
+/**
+ * The agent's `network` module: opens the IPAM store, replays the CNI journal, serves the shim's
+ * socket. Ready while the store answers and every segment's links are up — a node whose network
+ * daemon is broken says so on /readyz and in STATUS, instead of pods silently losing connectivity.
+ */
+export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule => {
+  const registry = new Registry();
+  const metrics = createCniMetrics(registry);
+  return {
+    name: 'network',
+    registry,
+    async run(ctx) {
+      if (!config.network.enabled) {
+        ctx.setReady(true, 'disabled');
+        await untilAborted(ctx.signal);
+        return;
+      }
+      const cni = cniConfigOf(config);
+      const { openIpamStore } = await import('./store/open.ts');
+      const { startCniAgent } = await import('./cni/agent.ts');
+      const store = await openIpamStore(config);
+      try {
+        const agent = await startCniAgent({
+          cni,
+          store,
+          node: config.node.name,
+          dataDir: config.dataDir,
+          metrics,
+          log,
+        });
+        log.info({ socket: cni.socket, replayed: agent.replayed }, 'network: CNI server listening');
+        const check = async () => {
+          try {
+            // The agent's own tick refreshes segment health; STATUS reads it and asks the store.
+            await agent.handlers.status();
+            ctx.setReady(true);
+          } catch (err) {
+            ctx.setReady(false, err instanceof Error ? err.message : String(err));
+          }
+        };
+        await check();
+        const timer = setInterval(() => void check(), cni.peerSyncInterval);
+        await untilAborted(ctx.signal);
+        clearInterval(timer);
+        await agent.stop();
+      } finally {
+        await store.close();
+      }
+    },
+  };
+};
+
+/** The build's shim, beside the sources (`npm run build:cni`). */
+export const BUILT_SHIM = resolve(import.meta.dirname, '../build/nodeward-cni');
+
+/**
+ * `nodeward cni install`. The caller (agent/cli.ts) gives the program and how to load the config
+ * the way the other commands do.
+ */
+export function registerCniCommands(
+  program: Command,
+  io: {
+    stdout: (s: string) => void;
+    env: NodeJS.ProcessEnv;
+    /** The effective config: file (or $NODEWARD_CONFIG), NODEWARD_* env, then `--set` flags. */
+    loadConfig?: (file: string | undefined, sets: string[]) => Config;
+  },
+): void {
+  const cni = program.command('cni').description('the CNI plugin on this node');
+  cni
+    .command('install')
+    .description('copy the nodeward CNI plugin into the bin dir and write its .conflist (atomic, idempotent)')
+    .requiredOption('--bin-dir <dir>', 'CNI plugin directory, e.g. /opt/cni/bin')
+    .requiredOption('--conf-dir <dir>', 'CNI network config directory, e.g. /etc/cni/net.d')
+    .option('--conf-name <name>', 'file name of the .conflist', '10-nodeward.conflist')
+    .option('--binary <file>', 'the shim executable to install', BUILT_SHIM)
+    .option('-c, --config <file>', 'YAML config file (default: $NODEWARD_CONFIG, else the embedded default)')
+    .option(
+      '--set <key=value>',
+      'set one config key, e.g. --set network.cni.pool=pods (repeatable)',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
+    .action(
+      async (flags: {
+        binDir: string;
+        confDir: string;
+        confName: string;
+        binary: string;
+        config?: string;
+        set: string[];
+      }) => {
+        const file = flags.config ?? io.env['NODEWARD_CONFIG'];
+        const config = io.loadConfig
+          ? io.loadConfig(file, flags.set)
+          : (await import('../shared/config/load.ts')).loadConfig({ file, env: io.env, sets: flags.set });
+        const { installCni } = await import('./cni/install.ts');
+        const out = installCni({
+          binary: flags.binary,
+          binDir: flags.binDir,
+          confDir: flags.confDir,
+          confName: flags.confName,
+          cni: cniConfigOf(config),
+        });
+        for (const f of [out.binary, out.conflist])
+          io.stdout(`${f.path}: ${f.changed ? 'installed' : 'unchanged'}\n`);
+      },
+    );
+}

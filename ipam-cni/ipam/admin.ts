@@ -1,0 +1,160 @@
+import { NodewardError } from '../../shared/errors.ts';
+import type { Store } from '../store/store.ts';
+import { canonicalIp, cidrContains, formatCidr, parseIp } from './addr.ts';
+import { blockKeyName, blockOf, usage } from './allocator.ts';
+import type { Ipam, Released } from './ipam.ts';
+import { blocksPrefix, ipKey, ipsPrefix, lastSegment, stickyKey, stickyPrefix } from './keys.ts';
+import { readPools } from './pools.ts';
+import { blockRecordSchema, ipRecordSchema, parseRecord, stickyRecordSchema } from './records.ts';
+
+/** What operators ask of IPAM beyond allocate/release: usage, and releasing by address or pod. */
+
+export interface PoolUsage {
+  readonly pool: string;
+  readonly cidr: string;
+  readonly segment: string;
+  readonly used: number;
+  readonly kept: number;
+  readonly total: string;
+  readonly draining: boolean;
+  /** node → blocks claimed and addresses used in them */
+  readonly nodes: Record<string, { blocks: number; used: number }>;
+}
+
+export async function usageReport(
+  store: Store,
+  filter: { pool?: string; node?: string } = {},
+): Promise<PoolUsage[]> {
+  const pools = await readPools(store);
+  if (filter.pool !== undefined && !pools.has(filter.pool)) {
+    throw new NodewardError(
+      'POOL_NOT_FOUND',
+      `pool ${filter.pool} does not exist; see \`nodeward ipam pool list\``,
+    );
+  }
+  const out: PoolUsage[] = [];
+  for (const [name, stored] of pools) {
+    if (filter.pool !== undefined && name !== filter.pool) continue;
+    const { pool } = stored;
+    const [blocks, ips] = await Promise.all([store.list(blocksPrefix(name)), store.list(ipsPrefix(name))]);
+    const owner = new Map<string, string>();
+    const nodes: PoolUsage['nodes'] = {};
+    const slot = (node: string) => {
+      nodes[node] ??= { blocks: 0, used: 0 };
+      return nodes[node];
+    };
+    for (const b of blocks.entries) {
+      const node = parseRecord(blockRecordSchema, b).node;
+      owner.set(lastSegment(b.key), node);
+      slot(node).blocks++;
+    }
+    const used = new Set<bigint>();
+    let kept = 0;
+    for (const e of ips.entries) {
+      const a = parseIp(lastSegment(e.key));
+      if (!a) continue;
+      used.add(a.value);
+      const r = parseRecord(ipRecordSchema, e);
+      if (r.containerID === null) kept++;
+      slot(owner.get(blockKeyName(blockOf(pool, a.value))) ?? r.node).used++;
+    }
+    if (filter.node !== undefined) for (const n of Object.keys(nodes)) if (n !== filter.node) delete nodes[n];
+    const all = usage(pool, [{ block: pool.cidr, used }]);
+    const seg = pool.spec.segment;
+    out.push({
+      pool: name,
+      cidr: formatCidr(pool.cidr),
+      segment: seg.mode === 'none' ? 'none' : `${seg.mode} ${seg.id}`,
+      used: Number(all.used) - kept,
+      kept,
+      total: String(all.total),
+      draining: stored.draining,
+      nodes,
+    });
+  }
+  return out;
+}
+
+/**
+ * Releases an address whoever holds it: through its handle when a container holds it (as a DEL
+ * would), or by deleting the reservation when it is kept for a sticky pod (the pod then gets a new
+ * address when it is next created).
+ */
+export async function releaseIp(
+  store: Store,
+  ipam: Ipam,
+  ipText: string,
+  poolName?: string,
+): Promise<Released> {
+  const ip = canonicalIp(ipText);
+  if (!ip) throw new NodewardError('USAGE', `--ip ${JSON.stringify(ipText)} is not an IPv4 or IPv6 address`);
+  const pools = [...(await readPools(store)).values()].filter(
+    (p) =>
+      (poolName === undefined || p.pool.name === poolName) &&
+      cidrContains(p.pool.cidr, parseIp(ip)!.value) &&
+      p.pool.family === parseIp(ip)!.family,
+  );
+  for (const { pool } of pools) {
+    const key = ipKey(pool.name, blockKeyName(blockOf(pool, parseIp(ip)!.value)), ip);
+    const entry = (await store.get([key])).get(key);
+    if (!entry) continue;
+    const r = parseRecord(ipRecordSchema, entry);
+    if (r.containerID !== null) {
+      const released = await ipam.release(r.containerID, r.ifName);
+      // Through the handle a sticky address stays kept; an admin release by address frees it.
+      if (!released.kept) return released;
+      await releaseSticky(store, r.namespace, r.pod, r.ifName);
+      return { released: true, pool: pool.name, ip, kept: false };
+    }
+    await releaseSticky(store, r.namespace, r.pod, r.ifName);
+    return { released: true, pool: pool.name, ip, kept: false };
+  }
+  return { released: false };
+}
+
+/** Forgets a sticky pod's address: the sticky record, and the reservation if no container holds it. */
+export async function releaseSticky(
+  store: Store,
+  namespace: string,
+  pod: string,
+  ifName = 'eth0',
+): Promise<Released> {
+  const sKey = stickyKey(namespace, pod, ifName);
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const sticky = (await store.get([sKey])).get(sKey);
+    if (!sticky) return { released: false };
+    const s = parseRecord(stickyRecordSchema, sticky);
+    const iKey = ipKey(s.pool, s.block, s.ip);
+    const ipEntry = (await store.get([iKey])).get(iKey);
+    const held = ipEntry ? parseRecord(ipRecordSchema, ipEntry) : undefined;
+    const result = await store.commit({
+      conditions: [
+        { key: sKey, modRevision: sticky.modRevision },
+        ipEntry ? { key: iKey, modRevision: ipEntry.modRevision } : { key: iKey, absent: true },
+      ],
+      writes: [
+        { key: sKey, delete: true },
+        // Kept for nobody now: free. Held by a container: it stays until that container's DEL,
+        // which then frees it (the record no longer says sticky).
+        ...(ipEntry && held?.containerID === null ? [{ key: iKey, delete: true as const }] : []),
+        ...(ipEntry && held && held.containerID !== null
+          ? [{ key: iKey, value: JSON.stringify({ ...held, sticky: false }) }]
+          : []),
+      ],
+    });
+    if (result.ok) return { released: true, pool: s.pool, ip: s.ip, kept: false };
+  }
+  throw new NodewardError(
+    'IPAM_CONTENTION',
+    `release of the sticky address of ${namespace}/${pod} kept conflicting; retry`,
+  );
+}
+
+/** Every sticky record, for listings. */
+export async function stickyRecords(store: Store): Promise<{ pod: string; pool: string; ip: string }[]> {
+  const { entries } = await store.list(stickyPrefix);
+  return entries.map((e) => {
+    const s = parseRecord(stickyRecordSchema, e);
+    return { pod: e.key.slice(stickyPrefix.length), pool: s.pool, ip: s.ip };
+  });
+}

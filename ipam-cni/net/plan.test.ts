@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { hostVethName, segmentLinks } from './names.ts';
+import { planSegment } from './plan.ts';
+
+const opts = { master: 'eth0', vxlanPort: 4789, mtu: 1500, localAddress: '192.0.2.1' };
+
+describe('planSegment', () => {
+  it('vlan: <master>.<vid> 802.1Q subinterface enslaved to br<vid>', () => {
+    const p = planSegment({ mode: 'vlan', id: 100 }, 'pods', opts);
+    expect(p.links).toEqual({ key: 'vlan/100', bridge: 'br100', uplink: 'eth0.100' });
+    expect(p.create.map((c) => c.command.join(' '))).toEqual([
+      'link add link eth0 name eth0.100 type vlan id 100',
+      'link add br100 mtu 1500 type bridge',
+    ]);
+    expect(p.converge.map((c) => c.join(' '))).toEqual([
+      'link set eth0.100 mtu 1500',
+      'link set eth0.100 master br100',
+      'link set eth0.100 up',
+      'link set br100 up',
+    ]);
+  });
+
+  it('vlan: a long master name falls back to vlan<vid> (IFNAMSIZ)', () => {
+    const p = planSegment({ mode: 'vlan', id: 4094 }, 'pods', { ...opts, master: 'enp0s31f6long' });
+    expect(p.links.uplink).toBe('vlan4094');
+    expect(p.create[0]?.command).toEqual([
+      'link',
+      'add',
+      'link',
+      'enp0s31f6long',
+      'name',
+      'vlan4094',
+      'type',
+      'vlan',
+      'id',
+      '4094',
+    ]);
+  });
+
+  it('vxlan: VNI = segment id, nolearning, on br<vni>', () => {
+    const p = planSegment({ mode: 'vxlan', id: 200 }, 'pods', { ...opts, mtu: 1450 });
+    expect(p.create.map((c) => c.command.join(' '))).toEqual([
+      'link add vx200 type vxlan id 200 local 192.0.2.1 dstport 4789 dev eth0 nolearning',
+      'link add br200 mtu 1450 type bridge',
+    ]);
+    expect(() => planSegment({ mode: 'vxlan', id: 1 }, 'p', { ...opts, localAddress: undefined })).toThrow(
+      /local address/,
+    );
+  });
+
+  it('none: a bridge alone, named for the pool', () => {
+    const p = planSegment({ mode: 'none' }, 'a-very-long-pool-name', opts);
+    expect(p.links).toEqual({
+      key: 'none/a-very-long-pool-name',
+      bridge: 'nw-a-very-long-',
+      uplink: undefined,
+    });
+    expect(p.converge).toEqual([['link', 'set', 'nw-a-very-long-', 'up']]);
+  });
+
+  it('host veth names are stable and fit IFNAMSIZ', () => {
+    expect(hostVethName('abc', 'eth0')).toBe(hostVethName('abc', 'eth0'));
+    expect(hostVethName('abc', 'eth0')).not.toBe(hostVethName('abc', 'eth1'));
+    expect(hostVethName('abc', 'eth0')).toMatch(/^nw[0-9a-f]{11}$/);
+    expect(segmentLinks({ mode: 'vxlan', id: 16_777_215 }, 'p', 'eth0').bridge.length).toBeLessThanOrEqual(
+      15,
+    );
+  });
+});

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { duration } from './units.ts';
+
+const path = () => z.string().min(1);
+
+/**
+ * The `network.cni` section: the agent side of the CNI plugin (socket, journal, uplinks) and what
+ * `nodeward cni install` writes into the .conflist. The shim itself never loads this: it reads the
+ * socket and journal paths from the CNI network config on its stdin (written by `cni install`).
+ */
+export const cniSchema = z
+  .strictObject({
+    socket: path()
+      .default('/run/nodeward/cni.sock')
+      .describe('Unix socket the agent serves CNI requests on (mode 0600, in a 0700 directory; root only).'),
+    journalDir: path()
+      .default('/var/lib/nodeward/cni-journal')
+      .describe(
+        'Node-local directory where the shim records DELs while the agent is down; the agent replays and empties it at start.',
+      ),
+    timeout: duration()
+      .default(30_000)
+      .describe(
+        'How long the shim waits for the agent to answer one request (ADD then fails with 11, DEL is journaled).',
+      ),
+    networkName: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)
+      .default('nodeward')
+      .describe('Name of the CNI network in the installed .conflist.'),
+    cniVersion: z
+      .enum(['0.4.0', '1.0.0', '1.1.0'])
+      .default('1.0.0')
+      .describe(
+        'cniVersion of the installed .conflist: 1.0.0 is what most runtimes speak (libcni before 1.2 refuses 1.1.0 results); 1.1.0 adds GC and STATUS.',
+      ),
+    pool: z
+      .string()
+      .optional()
+      .describe("The network's IPAM pool (used when no annotation or namespace default names one)."),
+    mtu: z
+      .int()
+      .min(576)
+      .max(65_535)
+      .optional()
+      .describe('MTU of pod interfaces and bridges (default: 1500, 1450 on VXLAN segments).'),
+    uplink: z
+      .strictObject({
+        master: z
+          .string()
+          .min(1)
+          .max(15)
+          .default('eth0')
+          .describe('The node interface VLAN subinterfaces hang off and VXLAN traffic leaves by.'),
+        localAddress: z
+          .string()
+          .optional()
+          .describe(
+            'Source address of VXLAN traffic and what other nodes flood to (default: the first IPv4 address of uplink.master).',
+          ),
+        vxlanPort: z.int().min(1).max(65_535).default(4789).describe('UDP port of VXLAN segments.'),
+      })
+      .prefault({})
+      .describe('How pod segments reach the rest of the network (per pool: vlan, vxlan or none).'),
+    hostNetns: path()
+      .optional()
+      .describe(
+        'Run host-side link changes in this network namespace (a path) instead of the agent\'s own; for labs with several "hosts" on one machine.',
+      ),
+    peerSyncInterval: duration()
+      .default(5000)
+      .describe(
+        'How often the agent re-reads the VXLAN peers of its segments from the IPAM store and checks segment health.',
+      ),
+  })
+  .describe('The CNI plugin (ipam-cni/cni): socket, journal, uplinks, installed network.');
+
+export type CniConfig = z.output<typeof cniSchema>;
+export type CniConfigInput = z.input<typeof cniSchema>;
