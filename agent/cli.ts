@@ -53,8 +53,13 @@ async function runAgent(flags: ConfigFlags, env: NodeJS.ProcessEnv): Promise<num
   // Loaded only for `agent`: the modules pull in Kafka, etcd and Docker clients that `config` and the
   // CNI paths must not pay for at start-up.
   const { startAgent } = await import('./agent.ts');
-  const { MODULE_FACTORIES } = await import('./modules.ts');
-  const agent = await startAgent({ config, log, version: VERSION, factories: MODULE_FACTORIES });
+  const { loadModuleFactories } = await import('./modules.ts');
+  const agent = await startAgent({
+    config,
+    log,
+    version: VERSION,
+    factories: await loadModuleFactories(config),
+  });
   const signal = await stopRequested;
   log.info({ signal, deadlineMs: config.shutdown.deadline }, 'stopping');
   // A second signal while stopping means "now": kubelet or an impatient operator gave up waiting.
