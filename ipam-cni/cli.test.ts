@@ -138,4 +138,78 @@ describe('nodeward ipam', () => {
     expect(squeeze(r.out)).toContain('handle-without-ip handles/ghost/eth0 no ips/p/10.0.0.0-26/10.0.0.9');
     await store.close();
   });
+  it('releases what a check report lists (unless changed since), ignores vteps/ keys, and rm --force frees addresses', async () => {
+    const spec = join(dir, 'pool-r.yaml');
+    await writeFile(spec, 'name: r\ncidr: 10.200.0.0/24\ngateway: 10.200.0.1\n');
+    await run('ipam', 'pool', 'add', spec);
+    const store = await FileStore.open(join(dir, 'ipam'));
+    const ipam = new Ipam({ store });
+    const base = { ifName: 'eth0', pod: 'p', namespace: 'ns', node: 'n1', pool: 'r' };
+    const held = await ipam.allocate({ ...base, containerID: 'c2', pod: 'p2' });
+    const orphan = await ipam.allocate({ ...base, containerID: 'c3', pod: 'p3' });
+    const ghost2 = {
+      pool: 'r',
+      ip: '10.200.0.77',
+      block: '10.200.0.64-26',
+      sticky: false,
+      pod: 'x',
+      namespace: 'y',
+      node: 'n',
+      since: 'now',
+    };
+    await store.commit({
+      conditions: [],
+      writes: [
+        { key: 'handles/c3/eth0', delete: true }, // its ip key is now orphaned
+        { key: 'handles/ghost2/eth0', value: JSON.stringify(ghost2) },
+        // Not IPAM records: VXLAN peers (net/segment.ts) and GC liveness keys live beside them.
+        { key: 'vteps/100/n1', value: JSON.stringify({ address: '192.0.2.1' }) },
+        { key: 'nodes/n1', value: 'x' },
+        { key: 'gc-leader', value: 'n1' },
+      ],
+    });
+    const check = await run('ipam', 'check', '-o', 'json');
+    const report = JSON.parse(check.out) as { problems: { key: string; kind: string }[] };
+    expect(report.problems.map((p) => `${p.kind} ${p.key}`).sort()).toEqual([
+      'handle-without-ip handles/ghost/eth0',
+      'handle-without-ip handles/ghost2/eth0',
+      `ip-without-handle ips/r/10.200.0.0-26/${orphan.ip}`,
+    ]);
+    const file = join(dir, 'report.json');
+    await writeFile(file, check.out);
+    // Changed after the report: it must be skipped.
+    await store.commit({
+      conditions: [],
+      writes: [{ key: 'handles/ghost2/eth0', value: JSON.stringify(ghost2) }],
+    });
+
+    const released = await run('ipam', 'release', '--from-report', file, '-o', 'json');
+    expect(released.code).toBe(1);
+    expect(JSON.parse(released.out)).toEqual(
+      expect.arrayContaining([
+        { key: 'handles/ghost/eth0', kind: 'handle-without-ip', outcome: 'released' },
+        { key: 'handles/ghost2/eth0', kind: 'handle-without-ip', outcome: 'changed' },
+        { key: `ips/r/10.200.0.0-26/${orphan.ip}`, kind: 'ip-without-handle', outcome: 'released' },
+      ]),
+    );
+    const after = JSON.parse((await run('ipam', 'check', '-o', 'json')).out) as {
+      problems: { key: string }[];
+    };
+    expect(after.problems.map((p) => p.key)).toEqual(['handles/ghost2/eth0']);
+    expect((await store.get(['vteps/100/n1'])).has('vteps/100/n1')).toBe(true);
+
+    await expect(run('ipam', 'pool', 'rm', 'r')).rejects.toMatchObject({
+      code: 'POOL_IN_USE',
+      message: expect.stringContaining('--force'),
+    });
+    expect((await run('ipam', 'pool', 'rm', 'r', '--force')).out).toBe(
+      'pool r removed (1 address(es) released)\n',
+    );
+    const left = await store.list('');
+    expect(
+      left.entries.map((e) => e.key).filter((k) => k.includes(held.ip) || k.startsWith('handles/c2')),
+    ).toEqual([]);
+    expect(left.entries.some((e) => e.key.startsWith('blocks/r/') || e.key === 'pools/r')).toBe(false);
+    await store.close();
+  });
 });

@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { parse as parseYaml, stringify } from 'yaml';
 import type { Config } from '../shared/config/schema.ts';
 import { EXIT, NodewardError } from '../shared/errors.ts';
-import { releaseIp, releaseSticky, stickyRecords, usageReport } from './ipam/admin.ts';
+import { releaseFromReport, releaseIp, releaseSticky, stickyRecords, usageReport } from './ipam/admin.ts';
 import { audit } from './ipam/audit.ts';
 import { Ipam, type Released } from './ipam/ipam.ts';
 import { addPool, readPools, removePool } from './ipam/pools.ts';
@@ -138,11 +138,12 @@ export function registerIpamCommands(program: Command, io: IpamCliIo): Command {
 
   add(pool, 'rm')
     .argument('<name>')
-    .description('remove a pool; refused while it has addresses allocated (release them first)')
+    .option('--force', 'release the addresses still allocated (each by compare) and remove the pool')
+    .description('remove a pool; refused while it has addresses allocated unless --force')
     .action(
-      withStore(async (store, _config, name: string) => {
-        await removePool(store, name);
-        io.stdout(`pool ${name} removed\n`);
+      withStore(async (store, _config, name: string, opts: { force?: boolean }) => {
+        const r = await removePool(store, name, { force: opts.force === true });
+        io.stdout(`pool ${name} removed${r.released > 0 ? ` (${r.released} address(es) released)` : ''}\n`);
       }),
     );
 
@@ -196,13 +197,50 @@ export function registerIpamCommands(program: Command, io: IpamCliIo): Command {
     .option('--pool <name>', 'with --ip: the pool, when pools overlap')
     .option('--handle <containerID/ifName>', 'what a CNI DEL releases')
     .option('--sticky <namespace/pod[/ifName]>', "forget a StatefulSet pod's address")
+    .option(
+      '--from-report <file>',
+      'the JSON of `ipam check -o json`: delete the leaked/orphaned records it lists, each only if unchanged since',
+    )
+    .addOption(outputOption())
     .description('release an address by hand (a leaked one, or a sticky pod that should get a new one)')
     .action(
       withStore(
-        async (store, _config, opts: { ip?: string; pool?: string; handle?: string; sticky?: string }) => {
-          const chosen = [opts.ip, opts.handle, opts.sticky].filter((x) => x !== undefined);
+        async (
+          store,
+          _config,
+          opts: {
+            ip?: string;
+            pool?: string;
+            handle?: string;
+            sticky?: string;
+            fromReport?: string;
+            output: Output;
+          },
+        ) => {
+          const chosen = [opts.ip, opts.handle, opts.sticky, opts.fromReport].filter((x) => x !== undefined);
           if (chosen.length !== 1)
-            throw new NodewardError('USAGE', 'give exactly one of --ip, --handle, --sticky');
+            throw new NodewardError('USAGE', 'give exactly one of --ip, --handle, --sticky, --from-report');
+          if (opts.fromReport !== undefined) {
+            let report: unknown;
+            try {
+              report = JSON.parse(await readFile(opts.fromReport, 'utf8'));
+            } catch (err) {
+              throw new NodewardError(
+                'USAGE',
+                `cannot read report ${opts.fromReport}: ${(err as Error).message}`,
+              );
+            }
+            const results = await releaseFromReport(store, report);
+            if (opts.output === 'json') io.stdout(json(results));
+            else
+              io.stdout(
+                table([['KEY', 'PROBLEM', 'OUTCOME'], ...results.map((r) => [r.key, r.kind, r.outcome])]),
+              );
+            // Something the report listed was not released: it changed since, or needs a person.
+            if (results.some((r) => r.outcome === 'changed' || r.outcome === 'skipped'))
+              process.exitCode = EXIT.internal;
+            return;
+          }
           let result: Released;
           if (opts.ip !== undefined) {
             result = await releaseIp(store, new Ipam({ store }), opts.ip, opts.pool);

@@ -10,6 +10,7 @@ import { Lab, run, runOk, skipReason, tempDir } from '../test/lab/index.ts';
 import { appendJournal } from './cni/journal.ts';
 import { runPlugin } from './cni/testing.ts';
 import { createNetworkModule, registerCniCommands } from './index.ts';
+import { Ipam } from './ipam/ipam.ts';
 import { addPool } from './ipam/pools.ts';
 import { FileStore } from './store/file.ts';
 
@@ -32,6 +33,16 @@ it.skipIf(reason)(
     lab.defer('netns', () => run('ip', ['netns', 'del', hostNs]));
     const seed = await FileStore.open(join(dir, 'ipam'));
     await addPool(seed, { name: 'local', cidr: '10.33.0.0/24', gateway: '10.33.0.1' });
+    // A leaked address of this node (its netns is gone): the module's IPAM GC frees it.
+    await new Ipam({ store: seed }).allocate({
+      containerID: 'leaked',
+      ifName: 'eth0',
+      pod: 'p',
+      namespace: 'ns',
+      node: 'mod-node',
+      pool: 'local',
+      netns: join(dir, 'no-such-netns'),
+    });
     await seed.close();
     const socket = join(dir, 'run', 'cni.sock');
     const journalDir = join(dir, 'journal');
@@ -49,7 +60,7 @@ it.skipIf(reason)(
     const base = configSchema.parse({
       dataDir: dir,
       node: { name: 'mod-node' },
-      network: { enabled: true, ipam: { store: 'file' } },
+      network: { enabled: true, ipam: { store: 'file', gc: { interval: '50ms', grace: '0s' } } },
     });
     // Works whether or not the schema mounts network.cni: cniConfigOf parses it either way.
     const cni = { socket, journalDir, hostNetns: `/run/netns/${hostNs}`, peerSyncInterval: 100 };
@@ -75,6 +86,15 @@ it.skipIf(reason)(
     const metrics = await module.registry.metrics();
     expect(metrics).toContain('nodeward_cni_requests_total{verb="STATUS",code="0"} 1');
     expect(metrics).toContain('nodeward_cni_journal_depth 0');
+    expect(metrics).toContain('nodeward_ipam_pool_size{pool="local"} 253');
+    // Two GC observations (grace 0) and the leaked address is released, counted as kind=node.
+    const gcReleased = async () =>
+      /nodeward_ipam_gc_releases_total\{kind="node"\} (\d+)/.exec(await module.registry.metrics())?.[1];
+    for (let i = 0; i < 100 && (await gcReleased()) !== '1'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await gcReleased()).toBe('1');
+    const check = await FileStore.open(join(dir, 'ipam'));
+    expect((await check.list('handles/')).entries).toEqual([]);
+    await check.close();
     abort.abort();
     await running;
     expect(existsSync(socket)).toBe(false);

@@ -6,6 +6,7 @@ import { type CniConfig, cniSchema } from '../shared/config/cni.ts';
 import type { Config } from '../shared/config/schema.ts';
 import { NodewardError } from '../shared/errors.ts';
 import { createCniMetrics } from './cni/metrics.ts';
+import { createIpamMetrics } from './ipam/metrics.ts';
 
 // IPAM: pools, the allocation service, its stores and the `nodeward ipam` commands. Nothing here
 // loads etcd3 until an etcd store is opened.
@@ -56,6 +57,7 @@ const untilAborted = (signal: AbortSignal) =>
 export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule => {
   const registry = new Registry();
   const metrics = createCniMetrics(registry);
+  const ipamMetrics = createIpamMetrics(registry);
   return {
     name: 'network',
     registry,
@@ -68,11 +70,24 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
       const cni = cniConfigOf(config);
       const { openIpamStore } = await import('./store/open.ts');
       const { startCniAgent } = await import('./cni/agent.ts');
+      const { Ipam } = await import('./ipam/ipam.ts');
+      const { usageReport } = await import('./ipam/admin.ts');
+      const { startIpamGc } = await import('./gc/index.ts');
       const store = await openIpamStore(config);
       try {
+        const { ipam: ipamConfig } = config.network;
+        const ipam = new Ipam({
+          store,
+          conflictRetries: ipamConfig.conflictRetries,
+          batchSize: ipamConfig.batchSize,
+          viewMaxAgeMs: ipamConfig.viewMaxAge,
+          observer: ipamMetrics,
+          log,
+        });
         const agent = await startCniAgent({
           cni,
           store,
+          ipam,
           node: config.node.name,
           dataDir: config.dataDir,
           metrics,
@@ -87,11 +102,42 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
           } catch (err) {
             ctx.setReady(false, err instanceof Error ? err.message : String(err));
           }
+          // Pool gauges from one usage read here, so a scrape does no store I/O.
+          await usageReport(store).then(
+            (u) => ipamMetrics.setPools(u),
+            (err: unknown) => log.debug({ err }, 'network: pool usage not refreshed'),
+          );
         };
         await check();
         const timer = setInterval(() => void check(), cni.peerSyncInterval);
+        const gc = ipamConfig.gc.enabled
+          ? await startIpamGc({
+              store,
+              node: config.node.name,
+              gc: ipamConfig.gc,
+              log,
+              onRelease: (kind) => ipamMetrics.gcReleases.inc({ kind }),
+            })
+          : undefined;
+        if (gc) agent.handlers.onValidAttachments = (list) => gc.valid.note(list);
+        let collecting: Promise<unknown> | undefined;
+        const collect = () => {
+          if (!gc) return;
+          collecting ??= gc
+            .tick()
+            .catch((err: unknown) => log.warn({ err }, 'network: IPAM GC round failed'))
+            .finally(() => {
+              collecting = undefined;
+            });
+        };
+        // At once: the liveness key is published before other agents' cluster GC looks for it.
+        collect();
+        const gcTimer = gc ? setInterval(collect, ipamConfig.gc.interval) : undefined;
         await untilAborted(ctx.signal);
         clearInterval(timer);
+        clearInterval(gcTimer);
+        await collecting;
+        await gc?.stop();
         await agent.stop();
       } finally {
         await store.close();

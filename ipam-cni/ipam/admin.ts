@@ -1,9 +1,9 @@
 import { NodewardError } from '../../shared/errors.ts';
-import type { Store } from '../store/store.ts';
+import type { Condition, Store } from '../store/store.ts';
 import { canonicalIp, cidrContains, formatCidr, parseIp } from './addr.ts';
 import { blockKeyName, blockOf, usage } from './allocator.ts';
 import type { Ipam, Released } from './ipam.ts';
-import { blocksPrefix, ipKey, ipsPrefix, lastSegment, stickyKey, stickyPrefix } from './keys.ts';
+import { blocksPrefix, handleKey, ipKey, ipsPrefix, lastSegment, stickyKey, stickyPrefix } from './keys.ts';
 import { readPools } from './pools.ts';
 import { blockRecordSchema, ipRecordSchema, parseRecord, stickyRecordSchema } from './records.ts';
 
@@ -157,4 +157,63 @@ export async function stickyRecords(store: Store): Promise<{ pod: string; pool: 
     const s = parseRecord(stickyRecordSchema, e);
     return { pod: e.key.slice(stickyPrefix.length), pool: s.pool, ip: s.ip };
   });
+}
+
+/** Problems of `ipam check` that are leaked or orphaned records, which `release --from-report` deletes. */
+const RELEASABLE = new Set<string>([
+  'handle-without-ip',
+  'ip-of-other-handle',
+  'ip-without-handle',
+  'ip-of-missing-pool',
+  'sticky-without-ip',
+]);
+
+export interface ReportRelease {
+  readonly key: string;
+  readonly kind: string;
+  /** released; changed (the record is not what the report saw: skipped); gone; skipped (not a leak). */
+  readonly outcome: 'released' | 'changed' | 'gone' | 'skipped';
+}
+
+/**
+ * Deletes the leaked and orphaned records an `ipam check -o json` report lists — each only if it
+ * is still exactly as audited (its modRevision), so anything re-used or repaired since the report
+ * is skipped and said so. Other problems (an address in the wrong block, …) need a person.
+ */
+export async function releaseFromReport(store: Store, report: unknown): Promise<ReportRelease[]> {
+  const problems = (report as { problems?: unknown } | null)?.problems;
+  if (!Array.isArray(problems)) {
+    throw new NodewardError(
+      'USAGE',
+      'the report has no "problems" list: give the JSON of `nodeward ipam check -o json`',
+    );
+  }
+  const out: ReportRelease[] = [];
+  for (const p of problems as { key?: unknown; kind?: unknown; modRevision?: unknown }[]) {
+    if (typeof p?.key !== 'string' || typeof p.kind !== 'string' || typeof p.modRevision !== 'number') {
+      throw new NodewardError(
+        'USAGE',
+        `a report problem lacks key, kind or modRevision (${JSON.stringify(p)}); run \`nodeward ipam check -o json\` again`,
+      );
+    }
+    const { key, kind, modRevision } = p;
+    if (!RELEASABLE.has(kind)) {
+      out.push({ key, kind, outcome: 'skipped' });
+      continue;
+    }
+    const current = (await store.get([key])).get(key);
+    if (!current) {
+      out.push({ key, kind, outcome: 'gone' });
+      continue;
+    }
+    const conditions: Condition[] = [{ key, modRevision }];
+    // An orphaned ip key stays orphaned only while its handle is still missing.
+    if (kind === 'ip-without-handle' && current.modRevision === modRevision) {
+      const r = parseRecord(ipRecordSchema, current);
+      if (r.containerID !== null) conditions.push({ key: handleKey(r.containerID, r.ifName), absent: true });
+    }
+    const result = await store.commit({ conditions, writes: [{ key, delete: true }] });
+    out.push({ key, kind, outcome: result.ok ? 'released' : 'changed' });
+  }
+  return out;
 }

@@ -3,6 +3,7 @@ import type { Logger } from '../../shared/logger.ts';
 import type { Entry, Store } from '../store/store.ts';
 import { type Family, formatCidr, formatIp, parseIp } from './addr.ts';
 import { handleKey, ipKey, stickyKey } from './keys.ts';
+import type { IpamObserver } from './metrics.ts';
 import type { PoolSpec } from './pool.ts';
 import { readPools, type StoredPool, storedPool } from './pools.ts';
 import {
@@ -41,6 +42,8 @@ export interface IpamOptions {
   readonly viewMaxAgeMs?: number;
   readonly now?: () => Date;
   readonly log?: Logger;
+  /** Allocation latency and lost races (metrics.ts). */
+  readonly observer?: IpamObserver | undefined;
 }
 
 export interface AllocateRequest {
@@ -49,6 +52,8 @@ export interface AllocateRequest {
   readonly pod: string;
   readonly namespace: string;
   readonly node: string;
+  /** The container's network namespace path (CNI_NETNS): recorded for the node GC's liveness check. */
+  readonly netns?: string | undefined;
   /** Use this pool (still subject to its selectors); else `selection` decides. */
   readonly pool?: string | undefined;
   readonly selection?: PoolSelection | undefined;
@@ -110,6 +115,7 @@ export class Ipam {
   readonly #viewMaxAgeMs: number;
   readonly #now: () => Date;
   readonly #log: Logger | undefined;
+  readonly #observer: IpamObserver | undefined;
   #pools: Map<string, StoredPool> | undefined;
   #poolsRead: Promise<Map<string, StoredPool>> | undefined;
   readonly #writers = new Map<string, PoolWriter>();
@@ -121,6 +127,7 @@ export class Ipam {
     this.#viewMaxAgeMs = options.viewMaxAgeMs ?? 30_000;
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log;
+    this.#observer = options.observer;
   }
 
   /**
@@ -128,6 +135,19 @@ export class Ipam {
    * comes back (`existing: true`) whatever the rest of the request says.
    */
   async allocate(request: AllocateRequest): Promise<Allocation> {
+    if (!this.#observer) return this.#allocate(request);
+    const started = performance.now();
+    let ok = false;
+    try {
+      const a = await this.#allocate(request);
+      ok = true;
+      return a;
+    } finally {
+      this.#observer.allocated((performance.now() - started) / 1000, ok);
+    }
+  }
+
+  async #allocate(request: AllocateRequest): Promise<Allocation> {
     const containerID = checkPart('containerID', request.containerID, 253);
     const ifName = checkPart('ifName', request.ifName, 15);
     checkPart('pod', request.pod, 253);
@@ -141,6 +161,7 @@ export class Ipam {
         return await this.#allocation(outcome, containerID, ifName);
       } catch (err) {
         if (!(err instanceof Reprepare)) throw err;
+        this.#observer?.conflict();
         if (attempt >= this.#retries) {
           throw new NodewardError(
             'IPAM_CONTENTION',
@@ -248,6 +269,7 @@ export class Ipam {
         pools: { get: (name) => this.#pools?.get(name), learn: (name, e) => this.#learnPool(name, e) },
         batchSize: this.#batchSize,
         conflictRetries: this.#retries,
+        onConflict: () => this.#observer?.conflict(),
         viewMaxAgeMs: this.#viewMaxAgeMs,
         now: this.#now,
       });
@@ -273,6 +295,7 @@ export class Ipam {
       pod: request.pod,
       namespace: request.namespace,
       node: request.node,
+      netns: request.netns,
       subject,
       sticky,
     };

@@ -1,10 +1,27 @@
 import { NodewardError } from '../../shared/errors.ts';
-import type { Entry, Store } from '../store/store.ts';
+import type { Condition, Entry, Store, Write } from '../store/store.ts';
 import { MAX_COMMIT_OPS } from '../store/store.ts';
 import { formatCidr } from './addr.ts';
-import { blocksPrefix, ipsPrefix, lastSegment, poolIndexKey, poolKey, poolsPrefix } from './keys.ts';
+import {
+  blocksPrefix,
+  handleKey,
+  ipsPrefix,
+  lastSegment,
+  poolIndexKey,
+  poolKey,
+  poolsPrefix,
+  stickyPrefix,
+} from './keys.ts';
 import { compilePool, overlapProblem, type Pool } from './pool.ts';
-import { type IpRecord, ipRecordSchema, type PoolRecord, parseRecord, poolRecordSchema } from './records.ts';
+import {
+  handleRecordSchema,
+  type IpRecord,
+  ipRecordSchema,
+  type PoolRecord,
+  parseRecord,
+  poolRecordSchema,
+  stickyRecordSchema,
+} from './records.ts';
 
 /** Pool records in the store: add (with the overlap check inside the txn), read, remove. */
 
@@ -108,8 +125,10 @@ function describeHolder(ip: string, r: IpRecord): string {
 export async function removePool(
   store: Store,
   name: string,
-  options: { now?: () => Date } = {},
-): Promise<void> {
+  options: { now?: () => Date; force?: boolean } = {},
+): Promise<{ released: number; skipped: number }> {
+  let released = 0;
+  let skipped = 0;
   const now = options.now ?? (() => new Date());
   const entry = (await store.get([poolKey(name)])).get(poolKey(name));
   if (!entry) {
@@ -127,7 +146,24 @@ export async function removePool(
     writes: [{ key: entry.key, value: JSON.stringify({ ...record, draining: true }) }],
   });
   if (!marked.ok) throw contention(`removing pool ${name}`);
-  const ips = await store.list(ipsPrefix(name));
+  let ips = await store.list(ipsPrefix(name));
+  if (ips.entries.length > 0 && options.force === true) {
+    // Draining: no allocation starts any more. Each address goes with its handle, by compare.
+    for (const e of ips.entries) {
+      if (await releasePoolIp(store, e)) released++;
+      else skipped++;
+    }
+    ips = await store.list(ipsPrefix(name));
+  }
+  if (options.force === true) {
+    for (const e of (await store.list(stickyPrefix)).entries) {
+      if (parseRecord(stickyRecordSchema, e).pool !== name) continue;
+      await store.commit({
+        conditions: [{ key: e.key, modRevision: e.modRevision }],
+        writes: [{ key: e.key, delete: true }],
+      });
+    }
+  }
   if (ips.entries.length > 0) {
     await store.commit({
       conditions: [{ key: entry.key, modRevision: marked.revision }],
@@ -138,7 +174,7 @@ export async function removePool(
       .map((e) => describeHolder(lastSegment(e.key), parseRecord(ipRecordSchema, e)));
     throw new NodewardError(
       'POOL_IN_USE',
-      `pool ${name} has ${ips.entries.length} address(es) allocated (${sample.join('; ')}${ips.entries.length > 3 ? '; …' : ''}); release them first`,
+      `pool ${name} has ${ips.entries.length} address(es) allocated (${sample.join('; ')}${ips.entries.length > 3 ? '; …' : ''}); release them first${options.force === true ? ' (they changed while --force released them: run it again)' : ', or remove with --force to release them'}`,
       { details: { pool: name, allocated: ips.entries.length } },
     );
   }
@@ -158,6 +194,28 @@ export async function removePool(
     ],
   });
   if (!removed.ok) throw contention(`removing pool ${name}`);
+  return { released, skipped };
+}
+
+/**
+ * Frees one address of a pool being force-removed, as read: the ip key unchanged, and its handle
+ * (when a container holds it) unchanged and pointing at it. False when either changed meanwhile.
+ */
+async function releasePoolIp(store: Store, e: Entry): Promise<boolean> {
+  const r = parseRecord(ipRecordSchema, e);
+  const conditions: Condition[] = [{ key: e.key, modRevision: e.modRevision }];
+  const writes: Write[] = [{ key: e.key, delete: true }];
+  if (r.containerID !== null) {
+    const hKey = handleKey(r.containerID, r.ifName);
+    const h = (await store.get([hKey])).get(hKey);
+    if (h) {
+      const handle = parseRecord(handleRecordSchema, h);
+      conditions.push({ key: hKey, modRevision: h.modRevision });
+      if (`${ipsPrefix(handle.pool)}${handle.block}/${handle.ip}` === e.key)
+        writes.push({ key: hKey, delete: true });
+    } else conditions.push({ key: hKey, absent: true });
+  }
+  return (await store.commit({ conditions, writes })).ok;
 }
 
 export const describePool = (p: Pool): string => `${p.name} ${formatCidr(p.cidr)}`;

@@ -41,6 +41,8 @@ export const handleRecordSchema = z.object({
   namespace: z.string(),
   node: z.string(),
   since: z.string(),
+  /** The container's network namespace path (CNI_NETNS), when the ADD gave one: the node GC's liveness probe. */
+  netns: z.string().optional(),
 });
 export type HandleRecord = z.infer<typeof handleRecordSchema>;
 

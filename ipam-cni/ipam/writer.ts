@@ -1,6 +1,6 @@
 import { NodewardError } from '../../shared/errors.ts';
 import type { Condition, Entry, Store, Write } from '../store/store.ts';
-import { MAX_COMMIT_OPS } from '../store/store.ts';
+import { conditionKey, MAX_COMMIT_OPS } from '../store/store.ts';
 import { formatIp, parseIp } from './addr.ts';
 import { type Block, blockKeyName, blockOf, claimStart, plan } from './allocator.ts';
 import { blockKey, handleKey, ipKey, poolKey, stickyKey } from './keys.ts';
@@ -38,6 +38,8 @@ export interface WriteRequest {
   readonly pod: string;
   readonly namespace: string;
   readonly node: string;
+  /** CNI_NETNS of the ADD, kept in the handle record for the node GC. */
+  readonly netns?: string | undefined;
   readonly subject: Subject;
   /** A specific address (requested or sticky), else the allocator picks. */
   readonly ip: bigint | undefined;
@@ -74,6 +76,8 @@ export interface WriterDeps {
   };
   readonly batchSize: number;
   readonly conflictRetries: number;
+  /** A compare this writer lost to another writer (metrics). */
+  readonly onConflict?: (() => void) | undefined;
   readonly viewMaxAgeMs: number;
   readonly now: () => Date;
 }
@@ -291,6 +295,7 @@ export class PoolWriter {
         namespace: p.req.namespace,
         node: p.req.node,
         since,
+        ...(p.req.netns ? { netns: p.req.netns } : {}),
       };
       ws.push(
         { key: m.ipKey, value: JSON.stringify(ipRecord) },
@@ -302,7 +307,7 @@ export class PoolWriter {
       }
       conditions.push(...conds);
       writes.push(...ws);
-      for (const c of conds) keysInRound.add(c.key);
+      for (const c of conds) keysInRound.add(conditionKey(c));
       const guarded = claimNow || draft.claims.has(block.base) || claimed?.node === this.view.node;
       draft.take(block, ip, claimNow);
       members.push({ ...m, blockKeys: guarded ? [bKey] : [] });
@@ -384,7 +389,10 @@ export class PoolWriter {
         p.reject(new Reprepare('the sticky record appeared'));
         continue;
       }
-      if (ownFault) p.conflicts++;
+      if (ownFault) {
+        p.conflicts++;
+        this.#deps.onConflict?.();
+      }
       if (p.conflicts > this.#deps.conflictRetries || p.rounds > 4 * (this.#deps.conflictRetries + 1)) {
         p.reject(
           new NodewardError(

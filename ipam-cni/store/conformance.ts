@@ -162,6 +162,19 @@ export function storeConformance(
       expect(listing.entries.at(-1)?.key).toBe('big/02499');
     });
 
+    it('holds an empty-prefix condition only while no key starts with the prefix', async () => {
+      const s = await fresh();
+      const empty = (prefix: string) => ({ prefix, empty: true as const });
+      ok(await s.commit({ conditions: [], writes: [put('ips/b1/x', '1'), put('ips/b10', '1')] }));
+      // 'ips/b1/' is empty although 'ips/b10' shares its first characters.
+      ok(await s.commit({ conditions: [empty('ips/b1x/'), empty('ips/b2/')], writes: [put('m', '1')] }));
+      const r = await s.commit({ conditions: [empty('ips/b1/')], writes: [put('m', '2')] });
+      expect(r.ok).toBe(false);
+      expect((await s.get(['m'])).get('m')?.value).toBe('1');
+      ok(await s.commit({ conditions: [], writes: [{ key: 'ips/b1/x', delete: true }] }));
+      ok(await s.commit({ conditions: [empty('ips/b1/')], writes: [put('m', '3')] }));
+    });
+
     it('a commit that changes nothing succeeds without a new revision', async () => {
       const s = await fresh();
       const r1 = ok(await s.commit({ conditions: [], writes: [put('k', 'v')] }));

@@ -8,6 +8,7 @@ import {
   type Entry,
   isAbsentCondition,
   isDelete,
+  isEmptyPrefixCondition,
   type Listing,
   MAX_COMMIT_OPS,
   type Store,
@@ -143,28 +144,37 @@ export class EtcdStore implements Store {
   async commit(commit: Commit): Promise<CommitResult> {
     checkCommitShape(commit);
     const compare = commit.conditions.map((c) =>
-      isAbsentCondition(c)
+      isEmptyPrefixCondition(c)
         ? {
-            key: enc(this.#prefix + c.key),
+            // Over a range, etcd compares every key in it; an empty range compares as createRevision 0.
+            key: enc(this.#prefix + c.prefix),
+            range_end: prefixEnd(enc(this.#prefix + c.prefix)),
             target: 'Create' as const,
             result: 'Equal' as const,
             create_revision: 0,
           }
-        : {
-            key: enc(this.#prefix + c.key),
-            target: 'Mod' as const,
-            result: 'Equal' as const,
-            mod_revision: c.modRevision,
-          },
+        : isAbsentCondition(c)
+          ? {
+              key: enc(this.#prefix + c.key),
+              target: 'Create' as const,
+              result: 'Equal' as const,
+              create_revision: 0,
+            }
+          : {
+              key: enc(this.#prefix + c.key),
+              target: 'Mod' as const,
+              result: 'Equal' as const,
+              mod_revision: c.modRevision,
+            },
     );
     const success: IRequestOp[] = commit.writes.map((w) =>
       isDelete(w)
         ? { request_delete_range: { key: enc(this.#prefix + w.key) } }
         : { request_put: { key: enc(this.#prefix + w.key), value: enc(w.value) } },
     );
-    const failure: IRequestOp[] = commit.conditions.map((c) => ({
-      request_range: { key: enc(this.#prefix + c.key) },
-    }));
+    const failure: IRequestOp[] = commit.conditions
+      .filter((c) => !isEmptyPrefixCondition(c))
+      .map((c) => ({ request_range: { key: enc(this.#prefix + (c as { key: string }).key) } }));
     const res = await this.#call('commit', () => this.client.kv.txn({ compare, success, failure }));
     const revision = Number(res.header.revision);
     if (res.succeeded) return { ok: true, revision };
@@ -175,6 +185,16 @@ export class EtcdStore implements Store {
 
   async close(): Promise<void> {
     this.client.close();
+  }
+
+  /** The key prefix every key of this store sits under (leases and elections write beside it). */
+  get keyPrefix(): string {
+    return this.#prefix;
+  }
+
+  /** Maps an etcd3 error to STORE_* as the other calls do (for callers using `client` directly). */
+  async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return this.#call(what, fn);
   }
 
   #entry(kv: IKeyValue): Entry {
@@ -225,6 +245,11 @@ export function storeError(err: unknown, what: string, endpoints: readonly strin
   const message = err instanceof Error ? err.message : String(err);
   const where = endpoints.join(',');
   const recoverable = err instanceof Error && isRecoverableError(err);
+  // gRPC reports a refused TLS handshake (no or wrong client certificate, unknown CA) only as "no
+  // connection established": say where to look when the endpoints use TLS.
+  const tlsHint = endpoints.some((e) => e.startsWith('https://'))
+    ? '. If etcd is up, check the TLS settings: network.etcd.tls.ca must be the CA of the server certificate, and an etcd with --client-cert-auth needs a client certificate it trusts (network.etcd.tls.cert and .key)'
+    : '';
   if (DENIED.has(name)) {
     return new NodewardError(
       'STORE_DENIED',
@@ -239,7 +264,7 @@ export function storeError(err: unknown, what: string, endpoints: readonly strin
   ) {
     return new NodewardError(
       'STORE_UNAVAILABLE',
-      `etcd at ${where} did not answer the IPAM ${what} (${message}); retry later (a write is one transaction: applied whole or not at all, and a retried ADD finds its own allocation)`,
+      `etcd at ${where} did not answer the IPAM ${what} (${message}); retry later (a write is one transaction: applied whole or not at all, and a retried ADD finds its own allocation)${tlsHint}`,
       { cause: err, details: { endpoints } },
     );
   }

@@ -6,6 +6,7 @@ import {
   type Entry,
   isAbsentCondition,
   isDelete,
+  isEmptyPrefixCondition,
   type Listing,
   MAX_COMMIT_OPS,
 } from './store.ts';
@@ -29,6 +30,11 @@ export function checkCommitShape(commit: Commit): void {
       `a commit carries ${commit.conditions.length} conditions and ${commit.writes.length} writes; the limit is ${MAX_COMMIT_OPS} each`,
     );
   }
+  for (const c of commit.conditions) {
+    if (isEmptyPrefixCondition(c) && c.prefix === '') {
+      throw new NodewardError('INTERNAL', 'an empty-prefix condition needs a non-empty prefix');
+    }
+  }
   const dup = duplicateWriteKey(commit);
   if (dup !== undefined) throw new NodewardError('INTERNAL', `a commit writes key ${dup} twice`);
 }
@@ -37,12 +43,17 @@ export function checkCommitShape(commit: Commit): void {
 export function applyCommit(state: KvState, commit: Commit): CommitResult {
   checkCommitShape(commit);
   const holds = commit.conditions.every((c) => {
+    if (isEmptyPrefixCondition(c)) {
+      for (const k of state.entries.keys()) if (k.startsWith(c.prefix)) return false;
+      return true;
+    }
     const e = state.entries.get(c.key);
     return isAbsentCondition(c) ? e === undefined : e !== undefined && e.modRevision === c.modRevision;
   });
   if (!holds) {
     const current = new Map<string, Entry>();
     for (const c of commit.conditions) {
+      if (isEmptyPrefixCondition(c)) continue;
       const e = state.entries.get(c.key);
       if (e) current.set(c.key, e);
     }

@@ -18,8 +18,11 @@ export interface Entry {
   readonly modRevision: number;
 }
 
-/** A compare: the key does not exist (etcd: createRevision == 0), or is unchanged since read. */
-export type Condition = AbsentCondition | UnchangedCondition;
+/**
+ * A compare: the key does not exist (etcd: createRevision == 0), is unchanged since read, or no key
+ * at all starts with a prefix (etcd: createRevision == 0 over the prefix's range).
+ */
+export type Condition = AbsentCondition | UnchangedCondition | EmptyPrefixCondition;
 export interface AbsentCondition {
   readonly key: string;
   readonly absent: true;
@@ -27,6 +30,12 @@ export interface AbsentCondition {
 export interface UnchangedCondition {
   readonly key: string;
   readonly modRevision: number;
+}
+
+/** No key starts with `prefix` (e.g. "a block has no address": nothing under ips/<pool>/<block>/). */
+export interface EmptyPrefixCondition {
+  readonly prefix: string;
+  readonly empty: true;
 }
 
 export type Write = Put | Delete;
@@ -49,7 +58,7 @@ export type CommitResult =
   /**
    * No write happened. `current` holds, read atomically with the failed compare, every condition
    * key that exists now (absent keys are missing from the map): the caller learns what changed
-   * without another round trip.
+   * without another round trip. Prefix conditions add nothing to it.
    */
   | { readonly ok: false; readonly revision: number; readonly current: ReadonlyMap<string, Entry> };
 
@@ -88,5 +97,10 @@ export function duplicateWriteKey(commit: Commit): string | undefined {
 }
 
 export const isAbsentCondition = (c: Condition): c is AbsentCondition => 'absent' in c;
+
+export const isEmptyPrefixCondition = (c: Condition): c is EmptyPrefixCondition => 'empty' in c;
+
+/** The key a condition is about (for a prefix condition, the prefix). */
+export const conditionKey = (c: Condition): string => (isEmptyPrefixCondition(c) ? c.prefix : c.key);
 
 export const isDelete = (w: Write): w is Delete => 'delete' in w;

@@ -57,6 +57,43 @@ export const networkSchema = z
           .describe(
             'How long a node trusts its cached view of its blocks before reading them again (to reuse addresses released elsewhere); correctness never depends on it — every write compares revisions.',
           ),
+        gc: z
+          .strictObject({
+            enabled: z
+              .boolean()
+              .default(true)
+              .describe(
+                "Run the IPAM garbage collector in the agent: this node's leaked addresses and empty blocks, and (etcd) dead nodes' allocations.",
+              ),
+            interval: duration()
+              .prefault('1m')
+              .describe('How often the agent looks for leaked addresses, empty blocks and dead nodes.'),
+            grace: duration()
+              .prefault('15m')
+              .describe(
+                'How long a record must stay unused, unchanged, between two observations before the GC frees it (a leaked address, an empty block, a node whose liveness lease is gone).',
+              ),
+            leaseTtl: duration()
+              .prefault('30s')
+              .describe(
+                "TTL of the agent's etcd lease holding its liveness key nodes/<node> and the cluster GC election (etcd store only; the file store has no other nodes).",
+              ),
+            cluster: z
+              .boolean()
+              .default(true)
+              .describe(
+                'Collect the allocations of nodes whose liveness key is gone (etcd store only; one elected agent at a time). Turn off while agents older than this one still run: they publish no liveness key.',
+              ),
+            dockerSocket: path()
+              .default('/var/run/docker.sock')
+              .describe(
+                'Docker API socket: a container Docker still lists is never collected (checked only when the socket exists).',
+              ),
+          })
+          .prefault({})
+          .describe(
+            'Leak GC: an address is freed only when its container is gone (netns, runtime) on two observations a grace apart, by compare.',
+          ),
       })
       .prefault({})
       .describe('Address management.'),

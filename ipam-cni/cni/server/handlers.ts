@@ -62,6 +62,8 @@ function findOnPath(name: string): string | undefined {
 
 export class CniHandlers {
   readonly #d: HandlerDeps;
+  /** Told every valid-attachments list a CNI GC brings (the IPAM node GC's liveness evidence). */
+  onValidAttachments: ((list: readonly { containerID: string; ifname: string }[]) => void) | undefined;
   #garpReason: string | undefined;
   #arping: string | undefined;
 
@@ -105,6 +107,7 @@ export class CniHandlers {
         pod: args.get('K8S_POD_NAME') || req.containerID,
         namespace: args.get('K8S_POD_NAMESPACE') || 'default',
         node: this.#d.node,
+        netns: req.netns || undefined,
         selection: {
           annotationPool: annotations[POOL_ANNOTATION],
           requestedIP: requested,
@@ -279,6 +282,7 @@ export class CniHandlers {
     const conf = parseNetConf(req.config);
     const valid = conf['cni.dev/valid-attachments'];
     if (!valid) throw new NodewardError('CNI_CONFIG_INVALID', 'GC needs cni.dev/valid-attachments');
+    this.onValidAttachments?.(valid);
     const keep = new Set(valid.map((a) => `${a.containerID}/${a.ifname}`));
     const { entries } = await this.#d.store.list('handles/');
     for (const e of entries) {
