@@ -5,6 +5,7 @@ import type { AgentModule, ModuleFactory } from '../agent/module.ts';
 import { type CniConfig, cniSchema } from '../shared/config/cni.ts';
 import type { Config } from '../shared/config/schema.ts';
 import { NodewardError } from '../shared/errors.ts';
+import type { KubeletPodSource } from '../shared/pods/index.ts';
 import { createCniMetrics } from './cni/metrics.ts';
 import { createIpamMetrics } from './ipam/metrics.ts';
 
@@ -74,7 +75,28 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
       const { usageReport } = await import('./ipam/admin.ts');
       const { startIpamGc } = await import('./gc/index.ts');
       const store = await openIpamStore(config);
+      let pods: KubeletPodSource | undefined;
       try {
+        // Owner kinds for sticky StatefulSet addresses: the kubelet's /pods, as logs.kubelet reaches it.
+        if (cni.stickyStatefulSets) {
+          pods = new (await import('../shared/pods/index.ts')).KubeletPodSource(config.logs.kubelet);
+          let failing = false;
+          pods.subscribe({
+            refreshed: () => {
+              if (failing) log.info('network: kubelet pod metadata available again (sticky StatefulSet IPs)');
+              failing = false;
+            },
+            failed: (reason, err) => {
+              if (!failing)
+                log.warn(
+                  { err, reason },
+                  'network: no kubelet pod metadata; StatefulSet pods get no sticky IP',
+                );
+              failing = true;
+            },
+          });
+          await pods.start();
+        }
         const { ipam: ipamConfig } = config.network;
         const ipam = new Ipam({
           store,
@@ -92,6 +114,9 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
           dataDir: config.dataDir,
           metrics,
           log,
+          // Liveness keys exist when the GC's presence lease runs (etcd store only).
+          livenessKeys: ipamConfig.gc.enabled && store.kind === 'etcd',
+          podMetadata: pods,
         });
         log.info({ socket: cni.socket, replayed: agent.replayed }, 'network: CNI server listening');
         const check = async () => {
@@ -140,6 +165,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
         await gc?.stop();
         await agent.stop();
       } finally {
+        pods?.stop();
         await store.close();
       }
     },

@@ -1,7 +1,9 @@
 import { isAbsolute, join } from 'node:path';
 import type { CniConfig } from '../../shared/config/cni.ts';
 import type { Logger } from '../../shared/logger.ts';
+import type { PodMetadataSource } from '../../shared/pods/index.ts';
 import { Ipam } from '../ipam/ipam.ts';
+import { readPools } from '../ipam/pools.ts';
 import { netnsRunner } from '../net/exec.ts';
 import { type SegmentHealth, Segments } from '../net/segment.ts';
 import type { Store } from '../store/store.ts';
@@ -26,6 +28,10 @@ export interface CniAgentOptions {
   readonly ipam?: Ipam | undefined;
   readonly metrics?: CniMetrics | undefined;
   readonly log?: Logger | undefined;
+  /** Owner kinds for sticky addresses (StatefulSet pods); without it only the annotation decides. */
+  readonly podMetadata?: PodMetadataSource | undefined;
+  /** Peers without a liveness key `nodes/<node>` count as departed (the IPAM GC's presence runs). */
+  readonly livenessKeys?: boolean | undefined;
 }
 
 export interface CniAgent {
@@ -54,6 +60,8 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
     vxlanPort: cni.uplink.vxlanPort,
     mtu: cni.mtu,
     log,
+    peerGraceMs: cni.peerGrace,
+    livenessKeys: o.livenessKeys,
   });
   let health: readonly SegmentHealth[] = [];
   const handlers = new CniHandlers({
@@ -66,6 +74,7 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
     defaultPool: cni.pool,
     log,
     health: () => health,
+    podMetadata: o.podMetadata,
   });
   const replay = async () => {
     const outcome = await replayJournal(
@@ -79,6 +88,17 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
   };
   const replayed = await replay();
   const server = await startCniServer({ socket: cni.socket, handlers, metrics, log });
+  // Segments left from before (pods kept running while the agent was away): publish our VTEPs
+  // again now, not at the next ADD, before other nodes' grace for our departure runs out. After
+  // the socket opens: a slow store must not hold ADDs back (they share the ensure).
+  await readPools(store)
+    .then((pools) =>
+      segments.adopt([...pools.values()].map((p) => ({ name: p.pool.name, segment: p.pool.spec.segment }))),
+    )
+    .then(
+      (n) => n > 0 && log?.info({ segments: n }, 'cni: existing segments adopted'),
+      (err: unknown) => log?.warn({ err }, 'cni: existing segments not adopted; the next ADD ensures them'),
+    );
   const tick = async () => {
     health = await segments.refresh();
     metrics?.setSegments(health);
@@ -104,6 +124,10 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
       clearInterval(timer);
       await server.close();
       await ticking;
+      // A clean stop: our VTEPs leave the segments (other nodes drop them after peerGrace).
+      await segments
+        .unpublish()
+        .catch((err: unknown) => log?.warn({ err }, 'cni: VTEP keys not removed at stop'));
     },
   };
 }

@@ -63,7 +63,7 @@ export interface NetnsRunner {
   /** `ip [global...] -b -` with these commands; resolves with stdout, rejects with IpError. */
   ip(
     commands: readonly (readonly string[])[],
-    options?: { json?: boolean; force?: boolean },
+    options?: { json?: boolean; force?: boolean; family?: 4 | 6 },
   ): Promise<string>;
   /** `bridge -b -` with these commands. */
   bridge(commands: readonly (readonly string[])[], options?: { json?: boolean }): Promise<string>;
@@ -91,7 +91,11 @@ export function netnsRunner(netns: string | undefined): NetnsRunner {
   };
   return {
     ip: (commands, o = {}) =>
-      exec('ip', [...(o.json ? ['-j'] : []), ...(o.force ? ['-force'] : [])], commands),
+      exec(
+        'ip',
+        [...(o.json ? ['-j'] : []), ...(o.force ? ['-force'] : []), ...(o.family ? [`-${o.family}`] : [])],
+        commands,
+      ),
     bridge: (commands, o = {}) => exec('bridge', o.json ? ['-j'] : [], commands),
   };
 }

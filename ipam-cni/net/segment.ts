@@ -1,7 +1,9 @@
 import type { Logger } from '../../shared/logger.ts';
+import { livenessPrefix } from '../gc/presence.ts';
 import type { PoolSpec } from '../ipam/pool.ts';
 import type { Store } from '../store/store.ts';
 import { IpError, jsonLines, type LinkInfo, type NetnsRunner } from './exec.ts';
+import { segmentLinks } from './names.ts';
 import { defaultMtu, planSegment, type SegmentPlan } from './plan.ts';
 
 /**
@@ -11,7 +13,10 @@ import { defaultMtu, planSegment, type SegmentPlan } from './plan.ts';
  *
  * VXLAN peers: each node publishes its VTEP address under `vteps/<vni>/<node>` in the IPAM store
  * when it first serves a segment, and floods broadcast/unknown traffic (the all-zero fdb entry) to
- * every other node listed there, re-read every peerSyncInterval.
+ * every other node listed there, re-read every peerSyncInterval. A node that stops cleanly deletes
+ * its keys (`unpublish`); an agent that starts again re-publishes for the segments whose links
+ * it finds (`adopt`). A peer whose key has been gone for `peerGraceMs` loses its flood entry on
+ * every other node — the grace lets an agent restart (upgrade) without cutting its pods off.
  */
 
 export const vtepsPrefix = (vni: number) => `vteps/${vni}/`;
@@ -26,6 +31,15 @@ export interface SegmentOptions {
   readonly vxlanPort: number;
   readonly mtu: number | undefined;
   readonly log?: Logger | undefined;
+  /** How long a peer's vtep key must stay gone before its flood entry is removed (default 0). */
+  readonly peerGraceMs?: number | undefined;
+  /**
+   * Agents keep liveness keys `nodes/<node>` on their etcd lease (the IPAM GC's presence): a peer
+   * whose liveness key is gone (crashed, powered off: no clean stop deleted its vtep key) counts
+   * as departed too. Only when every agent of the cluster runs with the GC on an etcd store.
+   */
+  readonly livenessKeys?: boolean | undefined;
+  readonly now?: (() => number) | undefined;
 }
 
 export interface SegmentHealth {
@@ -50,6 +64,10 @@ export class Segments {
   readonly #ensured = new Map<string, EnsuredSegment>();
   readonly #inFlight = new Map<string, Promise<EnsuredSegment>>();
   readonly #peers = new Map<string, number>();
+  /** Per segment: flood destinations without a vtep key, and since when (ms). */
+  readonly #departed = new Map<string, Map<string, number>>();
+  /** Vtep keys this agent wrote, with their modRevision (deleted by unpublish when unchanged). */
+  readonly #published = new Map<string, number>();
   /** The segment each pool was last served on: lets ADD attach the veth before IPAM answers. */
   readonly #byPool = new Map<string, EnsuredSegment>();
   #local: Promise<string> | undefined;
@@ -149,21 +167,72 @@ export class Segments {
     const key = vtepKey(vni, this.#o.node);
     const address = await this.#localAddress();
     const cur = (await this.#o.store.get([key])).get(key);
-    if (cur && (JSON.parse(cur.value) as { address?: string }).address === address) return;
-    await this.#o.store.commit({
+    if (cur && (JSON.parse(cur.value) as { address?: string }).address === address) {
+      this.#published.set(key, cur.modRevision);
+      return;
+    }
+    const r = await this.#o.store.commit({
       conditions: [cur ? { key, modRevision: cur.modRevision } : { key, absent: true }],
       writes: [{ key, value: JSON.stringify({ address, since: new Date().toISOString() }) }],
     });
+    if (r.ok) this.#published.set(key, r.revision);
   }
 
-  /** Flood entries towards every other node of the segment (adds missing ones; never removes). */
+  /**
+   * A clean stop: deletes the vtep keys this agent published (each only if unchanged since), so
+   * the other nodes drop their flood entries towards this one once their grace has passed.
+   */
+  async unpublish(): Promise<void> {
+    for (const [key, modRevision] of this.#published) {
+      await this.#o.store.commit({ conditions: [{ key, modRevision }], writes: [{ key, delete: true }] });
+      this.#published.delete(key);
+    }
+  }
+
+  /**
+   * At start: the segments whose links already exist on the node (pods kept running while the
+   * agent was away) are ensured again — their vtep keys re-published, their peers synced — without
+   * waiting for an ADD. Failures are logged; the next ADD or tick retries.
+   */
+  async adopt(
+    pools: Iterable<{ readonly name: string; readonly segment: PoolSpec['segment'] }>,
+  ): Promise<number> {
+    const have = await this.#linkNames();
+    let adopted = 0;
+    for (const { name, segment } of pools) {
+      const links = segmentLinks(segment, name, this.#o.master);
+      if (!have.has(links.bridge) || (links.uplink !== undefined && !have.has(links.uplink))) continue;
+      try {
+        await this.ensure(segment, name);
+        adopted++;
+      } catch (err) {
+        this.#o.log?.warn({ err, pool: name, segment: links.key }, 'cni: existing segment not adopted');
+      }
+    }
+    return adopted;
+  }
+
+  /**
+   * Flood entries towards every other node of the segment: adds missing ones; removes those whose
+   * vtep key has been gone for peerGraceMs (every all-zero entry on our VXLAN device is ours).
+   */
   async #syncPeers(plan: SegmentPlan): Promise<void> {
     if (plan.id === undefined || plan.links.uplink === undefined) return;
-    const { entries } = await this.#o.store.list(vtepsPrefix(plan.id));
+    const prefix = vtepsPrefix(plan.id);
+    const [{ entries }, alive] = await Promise.all([
+      this.#o.store.list(prefix),
+      this.#o.livenessKeys
+        ? this.#o.store
+            .list(livenessPrefix)
+            .then((l) => new Set(l.entries.map((e) => e.key.slice(livenessPrefix.length))))
+        : undefined,
+    ]);
     const local = await this.#localAddress();
     const want = new Set<string>();
     for (const e of entries) {
-      if (e.key.endsWith(`/${this.#o.node}`)) continue;
+      const node = e.key.slice(prefix.length);
+      if (node === this.#o.node) continue;
+      if (alive && !alive.has(node)) continue;
       const address = (JSON.parse(e.value) as { address?: unknown }).address;
       if (typeof address === 'string' && address !== local) want.add(address);
     }
@@ -174,10 +243,31 @@ export class Segments {
       )[0] ?? [];
     const have = new Set(fdb.filter((f) => f.mac === ZERO_MAC && f.dst).map((f) => f.dst!));
     const add = [...want].filter((a) => !have.has(a));
-    if (add.length > 0) {
-      await this.#o.host.bridge(add.map((a) => ['fdb', 'append', ZERO_MAC, 'dev', dev, 'dst', a]));
+    const now = (this.#o.now ?? Date.now)();
+    const grace = this.#o.peerGraceMs ?? 0;
+    const departed = this.#departed.get(plan.links.key) ?? new Map<string, number>();
+    this.#departed.set(plan.links.key, departed);
+    const remove: string[] = [];
+    for (const a of have) {
+      if (want.has(a)) continue;
+      const since = departed.get(a) ?? now;
+      departed.set(a, since);
+      if (now - since >= grace) remove.push(a);
     }
-    this.#peers.set(plan.links.key, new Set([...have, ...add]).size);
+    for (const a of departed.keys()) if (want.has(a) || !have.has(a)) departed.delete(a);
+    const commands = [
+      ...add.map((a) => ['fdb', 'append', ZERO_MAC, 'dev', dev, 'dst', a]),
+      ...remove.map((a) => ['fdb', 'del', ZERO_MAC, 'dev', dev, 'dst', a]),
+    ];
+    if (commands.length > 0) await this.#o.host.bridge(commands);
+    for (const a of remove) departed.delete(a);
+    if (remove.length > 0) {
+      this.#o.log?.info(
+        { segment: plan.links.key, peers: remove },
+        'cni: VXLAN peers left; flood entries removed',
+      );
+    }
+    this.#peers.set(plan.links.key, have.size + add.length - remove.length);
   }
 
   /** Re-reads peers of every VXLAN segment and the state of every segment's links. */

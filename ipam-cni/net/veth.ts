@@ -147,18 +147,17 @@ export async function readContainerSide(
 ): Promise<ContainerState> {
   const inside = netnsRunner(netns);
   try {
-    const out = await inside.ip(
-      [
-        ['addr', 'show', 'dev', ifName],
-        ['route', 'show', 'dev', ifName],
-      ],
-      { json: true },
-    );
-    const [links, routes] = jsonLines<unknown[]>(out);
+    const show = ['route', 'show', 'dev', ifName];
+    // `ip route` lists IPv4 only; IPv6 routes need the `-6` global option (not allowed per batch line).
+    const [out, out6] = await Promise.all([
+      inside.ip([['addr', 'show', 'dev', ifName], ...(family === 4 ? [show] : [])], { json: true }),
+      family === 6 ? inside.ip([show], { json: true, family: 6 }) : undefined,
+    ]);
+    const [links, routes4] = jsonLines<unknown[]>(out);
+    const routes = family === 4 ? routes4 : out6 === undefined ? undefined : jsonLines<unknown[]>(out6)[0];
     return {
       link: (links as LinkInfo[] | undefined)?.[0],
-      // IPv6 routes need `ip -6`; CHECK compares IPv4 routes only for now.
-      routes: family === 4 ? ((routes as ContainerState['routes'] | undefined) ?? []) : [],
+      routes: (routes as ContainerState['routes'] | undefined) ?? [],
     };
   } catch (err) {
     if (err instanceof IpError && err.notFound) return { link: undefined, routes: [] };

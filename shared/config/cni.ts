@@ -72,6 +72,17 @@ export const cniSchema = z
       .describe(
         'How often the agent re-reads the VXLAN peers of its segments from the IPAM store and checks segment health.',
       ),
+    stickyStatefulSets: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Give StatefulSet pods sticky addresses (kept across re-creation of the same namespace/name) by their owner kind from the kubelet\'s /pods, reached with the settings of logs.kubelet (url, tokenFile, caFile, insecureSkipVerify, timeout, pollInterval). Without it only the pod annotation nodeward.io/sticky-ip: "true" asks for one.',
+      ),
+    peerGrace: duration()
+      .default(60_000)
+      .describe(
+        'How long a VXLAN peer must be gone before this node removes its flood entry. Gone: its key vteps/<vni>/<node> was deleted (an agent deletes its own when it stops cleanly) or, with network.ipam.gc on an etcd store, its liveness key nodes/<node> expired. Keep it above an agent restart (upgrade): the restarted agent publishes again at start.',
+      ),
   })
   .describe('The CNI plugin (ipam-cni/cni): socket, journal, uplinks, installed network.');
 

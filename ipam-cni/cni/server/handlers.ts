@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CNI, NodewardError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/logger.ts';
+import type { PodMetadataSource } from '../../../shared/pods/index.ts';
 import type { Allocation, Ipam } from '../../ipam/ipam.ts';
 import { handleRecordSchema, parseRecord } from '../../ipam/records.ts';
 import { IP_ANNOTATION, POOL_ANNOTATION } from '../../ipam/select.ts';
@@ -20,6 +21,7 @@ import type { Store } from '../../store/store.ts';
 import { appendJournal } from '../journal.ts';
 import type { CniRequest } from '../protocol.ts';
 import { CniError, type CniVersion, isSupportedVersion, parseCniArgs } from '../spec.ts';
+import { missingRoutes } from './check.ts';
 import { isIpamOnly, type NetConf, parseNetConf } from './conf.ts';
 import { buildResult, type CniResult, podRoutes } from './result.ts';
 
@@ -44,7 +46,21 @@ export interface HandlerDeps {
   readonly health?: () => readonly SegmentHealth[];
   /** How long STATUS waits for the store. */
   readonly statusTimeoutMs?: number;
+  /**
+   * Pod metadata (the kubelet's /pods): a pod whose controlling owner is a StatefulSet gets a
+   * sticky address without the annotation. Absent: only the annotation decides.
+   */
+  readonly podMetadata?: PodMetadataSource | undefined;
+  /** How long an ADD waits for pod metadata it does not have cached (default 2000 ms). */
+  readonly podMetadataTimeoutMs?: number | undefined;
 }
+
+/**
+ * Pod annotation: "true" asks for a sticky address (kept across re-creation of the same
+ * namespace/name), "false" refuses one even for a StatefulSet pod. The runtime passes annotations
+ * but not the owner kind; with a pod-metadata source the owner kind StatefulSet also says sticky.
+ */
+export const STICKY_ANNOTATION = 'nodeward.io/sticky-ip';
 
 function versionOf(conf: NetConf): CniVersion {
   if (!isSupportedVersion(conf.cniVersion)) {
@@ -100,20 +116,25 @@ export class CniHandlers {
     const predicted = poolHint === undefined ? undefined : this.#d.segments.predict(poolHint);
     const attach = predicted && { bridge: predicted.plan.links.bridge, mtu: conf.mtu ?? predicted.mtu };
     // The pair needs nothing from IPAM: make it while the address is allocated.
+    const pod = args.get('K8S_POD_NAME') || undefined;
+    const namespace = args.get('K8S_POD_NAMESPACE') || 'default';
     const [allocated, made] = await Promise.allSettled([
-      this.#d.ipam.allocate({
-        containerID: req.containerID,
-        ifName: req.ifName,
-        pod: args.get('K8S_POD_NAME') || req.containerID,
-        namespace: args.get('K8S_POD_NAMESPACE') || 'default',
-        node: this.#d.node,
-        netns: req.netns || undefined,
-        selection: {
-          annotationPool: annotations[POOL_ANNOTATION],
-          requestedIP: requested,
-          networkPool,
-        },
-      }),
+      this.#sticky(annotations, pod, namespace, args.get('K8S_POD_UID') || undefined).then((sticky) =>
+        this.#d.ipam.allocate({
+          containerID: req.containerID,
+          ifName: req.ifName,
+          pod: pod ?? req.containerID,
+          namespace,
+          node: this.#d.node,
+          netns: req.netns || undefined,
+          sticky,
+          selection: {
+            annotationPool: annotations[POOL_ANNOTATION],
+            requestedIP: requested,
+            networkPool,
+          },
+        }),
+      ),
       isIpamOnly(conf) ? Promise.resolve(undefined) : createPair(this.#d.host, pair, attach),
     ]);
     const allocation = allocated.status === 'fulfilled' ? allocated.value : undefined;
@@ -164,6 +185,45 @@ export class CniHandlers {
         });
       }
       throw err;
+    }
+  }
+
+  /**
+   * Whether the pod keeps its address across re-creation: the annotation when set, else (with a
+   * pod-metadata source) a StatefulSet owner. Without a pod name there is no identity to keep it
+   * for. A metadata source that fails or does not know the pod means not sticky (logged).
+   */
+  async #sticky(
+    annotations: Readonly<Record<string, string>>,
+    pod: string | undefined,
+    namespace: string,
+    uid: string | undefined,
+  ): Promise<boolean> {
+    if (pod === undefined) return false;
+    const asked = annotations[STICKY_ANNOTATION];
+    if (asked === 'true') return true;
+    if (asked === 'false') return false;
+    const source = this.#d.podMetadata;
+    if (!source) return false;
+    const ref = { namespace, name: pod, uid };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = this.#d.podMetadataTimeoutMs ?? 2000;
+      const info =
+        source.get(ref) ??
+        (await Promise.race([
+          source.resolve(ref),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no pod metadata within ${timeout} ms`)), timeout);
+          }),
+        ]));
+      if (!info) this.#d.log?.debug({ namespace, pod }, 'cni: pod metadata unknown; address not sticky');
+      return info?.owners.statefulset !== undefined;
+    } catch (err) {
+      this.#d.log?.warn({ err, namespace, pod }, 'cni: pod metadata lookup failed; address not sticky');
+      return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -262,12 +322,11 @@ export class CniHandlers {
     for (const ip of prev.ips) {
       if (!have.has(ip.address)) throw failed(`address ${ip.address} is missing on ${req.ifName}`);
     }
-    if (family === 4) {
-      for (const r of prev.routes ?? []) {
-        const dst = r.dst === '0.0.0.0/0' ? 'default' : r.dst.replace(/\/32$/, '');
-        const found = state.routes.some((k) => k.dst === dst && (r.gw === undefined || k.gateway === r.gw));
-        if (!found) throw failed(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing on ${req.ifName}`);
-      }
+    const [missing] = missingRoutes(prev.routes ?? [], state.routes, family);
+    if (missing) {
+      throw failed(
+        `route ${missing.dst}${missing.gw ? ` via ${missing.gw}` : ''} is missing on ${req.ifName}`,
+      );
     }
     const hostName = hostVethName(req.containerID, req.ifName);
     const hostSide = await this.#d.host.ip([['link', 'show', 'dev', hostName]]).catch((err: unknown) => {
