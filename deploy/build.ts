@@ -27,6 +27,9 @@ const result = await build({
   // Left in node_modules, loaded from there: native optional add-ons; etcd3 and dockerode (via
   // ssh2), which read files relative to their own __dirname at load time.
   external: ['cpu-features', '*.node', 'etcd3', 'dockerode'],
+  // @platformatic/kafka's wasm helper reads native.wasm beside its own source; its `bundled` entry
+  // inlines the module instead.
+  alias: { '@platformatic/wasm-utils': '@platformatic/wasm-utils/bundled' },
   legalComments: 'linked',
   logLevel: 'warning',
   metafile: true,

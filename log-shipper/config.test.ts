@@ -21,6 +21,7 @@ describe('logs config', () => {
       kafka: {
         brokers: [],
         topic: 'logs.{namespace}',
+        client: 'platformatic',
         clientId: 'nodeward',
         acks: -1,
         compression: 'gzip',

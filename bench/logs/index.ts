@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
+import { logsSchema } from '../../shared/config/logs.ts';
 import { type FakeKubelet, startFakeKubelet } from '../../shared/pods/fake-kubelet.ts';
 import { runOk } from '../../test/lab/exec.ts';
 import { Lab, skipReason, startKafka, tempDir } from '../../test/lab/index.ts';
@@ -27,12 +28,23 @@ import { cpuSplit } from './profile.ts';
  * namespace for both (40 partitions), which keeps every partition far under the mock's ≈ 5 MB
  * retention once gzipped; the low watermarks are checked to prove it.
  *
+ * Ours runs once per Kafka client library (logs.kafka.client; BENCH_KAFKA_CLIENTS, default
+ * "kafkajs,platformatic"): the metrics under their plain names are the configuration default's
+ * client, the others' come as `<metric>_<client>`, all against the same rsyslog anchor.
+ *
  * Full runs alternate 3 rounds of each and report medians (this 2-core machine is shared: single
  * runs vary up to 2× in wall time); --quick runs one round of 100k lines. A last, profiled run of
- * ours (`--cpu-prof`) prints where the main thread's time goes, by stage (bench/logs/profile.ts).
+ * ours per client (`--cpu-prof`) prints where the main thread's time goes, by stage
+ * (bench/logs/profile.ts).
  */
 
-const NODEWARD = resolve(import.meta.dirname, '../../agent/bin/nodeward.ts');
+type KafkaClient = ReturnType<typeof logsSchema.parse>['kafka']['client'];
+const KAFKA_CLIENTS: readonly KafkaClient[] = ['kafkajs', 'platformatic'];
+
+/** The agent run as ours: the sources, or a bundle such as `npm run build`'s (BENCH_NODEWARD=build/nodeward.mjs). */
+const NODEWARD = resolve(
+  process.env['BENCH_NODEWARD'] ?? resolve(import.meta.dirname, '../../agent/bin/nodeward.ts'),
+);
 const NAMESPACES = 10;
 const PODS_PER_NAMESPACE = 5;
 const LINE_BYTES = 200;
@@ -182,6 +194,7 @@ async function fakeKubelet(lab: Lab, dir: string, layout: Layout): Promise<FakeK
 interface OursVariant {
   /** Also the topic prefix and the directory name. */
   name: string;
+  client: KafkaClient;
   kubelet: FakeKubelet;
   nodeArgs?: string[];
   /** Read the topics back and count lost lines. */
@@ -213,7 +226,14 @@ async function runOurs(
       logs: {
         root,
         sink: 'kafka',
-        kafka: { brokers, topic: `${v.name}.{namespace}`, compression: 'gzip' },
+        kafka: {
+          client: v.client,
+          brokers,
+          topic: `${v.name}.{namespace}`,
+          compression: 'gzip',
+          // For experiments with the sink's settings: BENCH_KAFKA_CONFIG='{"inFlight":4}'.
+          ...(JSON.parse(process.env['BENCH_KAFKA_CONFIG'] ?? '{}') as object),
+        },
         kubelet: { enabled: true, url: kubelet.url, tokenFile: kubelet.tokenFile, caFile: kubelet.caFile },
         podLabels: ['app'],
       },
@@ -248,7 +268,7 @@ async function runOurs(
   const window: [number, number] = [w0, Number(process.hrtime.bigint() / 1000n)];
   const peak = peakRssMiB(service.pid);
   log(
-    `${v.name}: ${layout.lines} lines in ${seconds.toFixed(2)} s, ${cpu.toFixed(2)} CPU-s, peak RSS ${peak.toFixed(0)} MiB`,
+    `${v.name} (${v.client}): ${layout.lines} lines in ${seconds.toFixed(2)} s, ${cpu.toFixed(2)} CPU-s, peak RSS ${peak.toFixed(0)} MiB`,
   );
   const scrape = await fetch(`http://127.0.0.1:${port}/metrics`).then(
     (r) => r.text(),
@@ -360,33 +380,50 @@ const bench: Bench = {
       const kubelet = await fakeKubelet(lab, dir, layout);
       // Rounds alternate the two: this machine is shared, and single runs vary by 2× in wall time.
       const rounds = quick ? 1 : 3;
+      const clients = (process.env['BENCH_KAFKA_CLIENTS'] ?? KAFKA_CLIENTS.join(','))
+        .split(',')
+        .filter((c) => c !== '')
+        .map((c) => {
+          if (!(KAFKA_CLIENTS as readonly string[]).includes(c))
+            throw new Error(`BENCH_KAFKA_CLIENTS: unknown client ${c} (known: ${KAFKA_CLIENTS.join(', ')})`);
+          return c as KafkaClient;
+        });
+      if (clients.length === 0) throw new Error('BENCH_KAFKA_CLIENTS names no client');
+      const byDefault = logsSchema.parse({}).kafka.client;
+      const primary = clients.includes(byDefault) ? byDefault : (clients[0] as KafkaClient);
       const anchors: Run[] = [];
-      const ourRuns: Run[] = [];
+      const ourRuns = new Map<KafkaClient, Run[]>(clients.map((c) => [c, []]));
       for (let r = 1; r <= rounds; r++) {
         anchors.push(await runRsyslog(lab, dir, layout, mock.brokers, kafka, log, `rsyslog${r}`));
-        ourRuns.push(
-          await runOurs(lab, dir, layout, mock.brokers, kafka, log, {
-            name: `ours${r}`,
-            kubelet,
-            verify: true,
-            // For experiments with V8 flags (heap sizes): BENCH_NODE_ARGS="--max-semi-space-size=4".
-            nodeArgs: (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== ''),
-          }),
-        );
+        for (const client of clients) {
+          ourRuns.get(client)?.push(
+            await runOurs(lab, dir, layout, mock.brokers, kafka, log, {
+              name: `${client}${r}`,
+              client,
+              kubelet,
+              verify: true,
+              // For experiments with V8 flags (heap sizes): BENCH_NODE_ARGS="--max-semi-space-size=4".
+              nodeArgs: (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== ''),
+            }),
+          );
+        }
       }
       const anchor = medianRun(anchors);
-      const ours = medianRun(ourRuns);
       // Where our CPU goes: a second run under the V8 sampling profiler (main thread only; gzip
-      // runs on the libuv pool, GC partly on helper threads: the rest of the CPU time).
-      const profDir = join(dir, 'profile');
-      const profiled = await runOurs(lab, dir, layout, mock.brokers, kafka, log, {
-        name: 'profiled',
-        kubelet,
-        nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
-        verify: false,
-      });
-      for (const line of cpuSplit(profDir, profiled.cpu, profiled.window)) log(line);
-      for (const r of [...anchors, ...ourRuns]) {
+      // runs on the libuv pool with kafkajs, GC partly on helper threads: the rest of the CPU time).
+      for (const client of clients) {
+        const profDir = join(dir, `profile-${client}`);
+        const profiled = await runOurs(lab, dir, layout, mock.brokers, kafka, log, {
+          name: `profiled-${client}`,
+          client,
+          kubelet,
+          nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+          verify: false,
+        });
+        log(`profile of ours with ${client}:`);
+        for (const line of cpuSplit(profDir, profiled.cpu, profiled.window)) log(line);
+      }
+      for (const r of [...anchors, ...[...ourRuns.values()].flat()]) {
         if (r.trimmed)
           log(`WARNING ${r.name}: the mock trimmed a partition (low watermark > 0): lost_lines overstates`);
         log(`${r.name}: lost ${r.lost} of ${layout.lines} (read back with kcat)`);
@@ -395,54 +432,63 @@ const bench: Bench = {
       const anchorName = 'rsyslog imfile→omkafka';
       const perM = (r: Run) => (r.cpu / layout.lines) * 1e6;
       const mib = layout.bytes / 2 ** 20;
-      return [
-        metric({
-          name: 'lines_per_s',
-          unit: 'lines/s',
-          ours: layout.lines / ours.seconds,
-          anchor: layout.lines / anchor.seconds,
-          anchorName,
-          better: 'higher',
-          goal: 1,
-        }),
-        metric({
-          name: 'mib_per_s',
-          unit: 'MiB/s of input',
-          ours: mib / ours.seconds,
-          anchor: mib / anchor.seconds,
-          anchorName,
-          better: 'higher',
-          goal: null,
-        }),
-        metric({
-          name: 'cpu_s_per_million_lines',
-          unit: 'CPU-s',
-          ours: perM(ours),
-          anchor: perM(anchor),
-          anchorName,
-          better: 'lower',
-          goal: 1,
-        }),
-        metric({
-          name: 'peak_rss_mib',
-          unit: 'MiB',
-          ours: ours.peakRssMiB,
-          anchor: anchor.peakRssMiB,
-          anchorName,
-          better: 'lower',
-          goal: null,
-        }),
-        metric({
-          name: 'lost_lines',
-          unit: 'lines',
-          ours: ours.lost,
-          anchor: anchor.lost,
-          anchorName,
-          better: 'lower',
-          goal: 0,
-          goalOf: 'ours',
-        }),
-      ];
+      const metrics: BenchMetric[] = [];
+      for (const client of [primary, ...clients.filter((c) => c !== primary)]) {
+        const ours = medianRun(ourRuns.get(client) ?? []);
+        const suffix = client === primary ? '' : `_${client}`;
+        for (const m of clientMetrics(ours)) metrics.push({ ...m, name: `${m.name}${suffix}` });
+      }
+      return metrics;
+      function clientMetrics(ours: Run): BenchMetric[] {
+        return [
+          metric({
+            name: 'lines_per_s',
+            unit: 'lines/s',
+            ours: layout.lines / ours.seconds,
+            anchor: layout.lines / anchor.seconds,
+            anchorName,
+            better: 'higher',
+            goal: 1,
+          }),
+          metric({
+            name: 'mib_per_s',
+            unit: 'MiB/s of input',
+            ours: mib / ours.seconds,
+            anchor: mib / anchor.seconds,
+            anchorName,
+            better: 'higher',
+            goal: null,
+          }),
+          metric({
+            name: 'cpu_s_per_million_lines',
+            unit: 'CPU-s',
+            ours: perM(ours),
+            anchor: perM(anchor),
+            anchorName,
+            better: 'lower',
+            goal: 1,
+          }),
+          metric({
+            name: 'peak_rss_mib',
+            unit: 'MiB',
+            ours: ours.peakRssMiB,
+            anchor: anchor.peakRssMiB,
+            anchorName,
+            better: 'lower',
+            goal: null,
+          }),
+          metric({
+            name: 'lost_lines',
+            unit: 'lines',
+            ours: ours.lost,
+            anchor: anchor.lost,
+            anchorName,
+            better: 'lower',
+            goal: 0,
+            goalOf: 'ours',
+          }),
+        ];
+      }
     } finally {
       await lab.cleanup();
     }

@@ -30,9 +30,19 @@ const STAGES: [string, (url: string, fn: string) => boolean][] = [
   ['enrich + route', (u) => /log-shipper\/(enrich|route|sources)\.ts|shared\/pods/.test(u)],
   ['encode (record JSON)', (u) => /log-shipper\/record\.ts/.test(u)],
   ['batch + deliver', (u) => /log-shipper\/(batch|deliver|inflight|pipeline|checkpoint)\.ts/.test(u)],
-  ['kafkajs: compress', (u) => /kafkajs\/src\/protocol\/message\/compression|node:zlib/.test(u)],
+  [
+    'compress (gzip)',
+    (u) =>
+      /kafkajs\/src\/protocol\/message\/compression|platformatic\/kafka\/dist\/protocol\/compression|node:zlib/.test(
+        u,
+      ),
+  ],
   ['kafkajs: encode + send', (u) => /kafkajs/.test(u)],
-  ['Buffer alloc + copy (kafkajs encoder)', (u) => /node:internal\/buffer|node:buffer/.test(u)],
+  [
+    '@platformatic/kafka: encode + send',
+    (u) => /@platformatic\/(kafka|dynamic-buffer|wasm-utils)|@node-rs\/crc32|fastq|mnemonist/.test(u),
+  ],
+  ['Buffer alloc + copy (client encoder)', (u) => /node:internal\/buffer|node:buffer/.test(u)],
   ['garbage collector', (_u, f) => f === '(garbage collector)'],
   [
     'socket + streams (node)',

@@ -1,6 +1,7 @@
 import type { Logger } from '../../shared/logger.ts';
 import { createFileSink } from './file.ts';
 import { createKafkaSink, type KafkaSinkOptions } from './kafka.ts';
+import { createPlatformaticKafkaSink } from './kafka-platformatic.ts';
 import type { Sink, SinkName } from './sink.ts';
 import { createStdoutSink } from './stdout.ts';
 
@@ -15,7 +16,10 @@ export interface SinkOptions {
 const FACTORIES: Record<SinkName, (options: SinkOptions, log: Logger) => Sink> = {
   file: (o) => createFileSink(o.file.path),
   stdout: () => createStdoutSink(),
-  kafka: (o, log) => createKafkaSink(o.kafka, log),
+  kafka: (o, log) =>
+    o.kafka.client === 'platformatic'
+      ? createPlatformaticKafkaSink(o.kafka, log)
+      : createKafkaSink(o.kafka, log),
 };
 
 export function createSink(options: SinkOptions, log: Logger): Sink {

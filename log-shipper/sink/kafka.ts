@@ -15,6 +15,8 @@ import type { Logger } from '../../shared/logger.ts';
 import { type Sink, type SinkRecord, sinkError } from './sink.ts';
 
 export interface KafkaSinkOptions {
+  /** The client library: kafkajs (this file) or platformatic (kafka-platformatic.ts). */
+  client: 'kafkajs' | 'platformatic';
   brokers: string[];
   clientId: string;
   acks: -1 | 1;

@@ -1,12 +1,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { MultipleErrors, murmur2, NetworkError, ResponseError, TimeoutError } from '@platformatic/kafka';
+import { Partitioners } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { logsSchema } from '../../shared/config/logs.ts';
 import { NodewardError } from '../../shared/errors.ts';
 import { Lab, tempDir } from '../../test/lab/index.ts';
 import { createFileSink } from './file.ts';
 import { kafkaSecurity } from './kafka.ts';
+import { cachedKeyPartitioner, platformaticReason, platformaticSecurity } from './kafka-platformatic.ts';
 import { createStdoutSink } from './stdout.ts';
 
 const lab = new Lab();
@@ -104,5 +107,53 @@ describe('kafka sink: TLS and SASL options', () => {
     expect(issues({ tls: { enabled: true, certFile: '/c.pem' } })).toEqual([
       'kafka.tls: certFile and keyFile go together (mutual TLS)',
     ]);
+  });
+
+  it('platformatic: puts a key on the partition kafkajs (and the Java client) would', () => {
+    const ours = cachedKeyPartitioner((data) => murmur2(data));
+    const kafkajs = Partitioners.DefaultPartitioner();
+    for (const partitions of [1, 3, 4, 40]) {
+      const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({
+        partitionId: i,
+        leader: 0,
+        partitionErrorCode: 0,
+        replicas: [0],
+        isr: [0],
+        offlineReplicas: [],
+      }));
+      for (let i = 0; i < 200; i++) {
+        const key = `${i.toString(16)}-0b7c-4e1a-9d2f-${(i * 7919).toString(36)}`;
+        const message = { topic: 't', key, value: 'v' };
+        const want = kafkajs({ topic: 't', partitionMetadata, message });
+        // Twice: the second answer comes from the cache. The library takes it modulo the partition count.
+        for (let n = 0; n < 2; n++)
+          expect(ours(message, Buffer.from(key), { metadata: undefined }) % partitions).toBe(want);
+      }
+    }
+  });
+
+  it('platformatic: the same TLS and SASL options, in its shape', () => {
+    expect(
+      platformaticSecurity({
+        ssl: { rejectUnauthorized: false, ca: ['CA'], cert: 'C', key: 'K', servername: 'kafka.example' },
+        sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'p' },
+      }),
+    ).toEqual({
+      tls: { rejectUnauthorized: false, ca: ['CA'], cert: 'C', key: 'K', servername: 'kafka.example' },
+      sasl: { mechanism: 'SCRAM-SHA-512', username: 'u', password: 'p' },
+    });
+    expect(platformaticSecurity({})).toEqual({});
+  });
+
+  it('platformatic: a failed send counts by the Kafka error type, else by the client error', () => {
+    const response = new ResponseError(0, 7, { '/responses/0/partition_responses/0': [6, null] }, {});
+    expect(platformaticReason(new MultipleErrors('Producing messages failed.', [response]))).toBe(
+      'NOT_LEADER_OR_FOLLOWER',
+    );
+    expect(platformaticReason(new MultipleErrors('x', [new NetworkError('Connection closed')]))).toBe(
+      'NETWORK',
+    );
+    expect(platformaticReason(new TimeoutError('Request timed out'))).toBe('TIMEOUT');
+    expect(platformaticReason(new Error('plain'))).toBe('Error');
   });
 });
