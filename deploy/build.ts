@@ -24,12 +24,10 @@ const result = await build({
   banner: {
     js: "import { createRequire as __nwRequire } from 'node:module'; const require = __nwRequire(import.meta.url);",
   },
-  // Left in node_modules, loaded from there: native optional add-ons; etcd3 and dockerode (via
-  // ssh2), which read files relative to their own __dirname at load time.
-  external: ['cpu-features', '*.node', 'etcd3', 'dockerode'],
-  // @platformatic/kafka's wasm helper reads native.wasm beside its own source; its `bundled` entry
-  // inlines the module instead.
-  alias: { '@platformatic/wasm-utils': '@platformatic/wasm-utils/bundled' },
+  // Left in node_modules, loaded from there when first used: native optional add-ons; etcd3,
+  // dockerode (via ssh2) and @platformatic/kafka (its wasm helper), which read files relative to
+  // their own directory; a node whose sink is not Kafka never parses the 1.7 MB of the latter.
+  external: ['cpu-features', '*.node', 'etcd3', 'dockerode', '@platformatic/kafka'],
   legalComments: 'linked',
   logLevel: 'warning',
   metafile: true,

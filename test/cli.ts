@@ -54,13 +54,17 @@ export interface AgentProcess {
 /** Starts `nodeward agent` on port 0 and learns its address from the "agent listening" log line. */
 export async function startAgentProcess(
   args: string[],
-  options: { env?: Record<string, string>; cwd: string },
+  options: { env?: Record<string, string>; cwd: string; entry?: string },
 ): Promise<AgentProcess> {
-  const child = spawn(process.execPath, [NODEWARD, 'agent', '--listen', '127.0.0.1:0', ...args], {
-    env: cleanEnv(options.env),
-    cwd: options.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [options.entry ?? NODEWARD, 'agent', '--listen', '127.0.0.1:0', ...args],
+    {
+      env: cleanEnv(options.env),
+      cwd: options.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     err += d;
