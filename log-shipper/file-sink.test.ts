@@ -1,6 +1,5 @@
 import {
   appendFileSync,
-  existsSync,
   mkdirSync,
   readFileSync,
   renameSync,
@@ -15,18 +14,18 @@ import { Lab, tempDir, waitFor } from '../test/lab/index.ts';
 import { createLogsModule } from './index.ts';
 import { checkpointPath } from './pipeline.ts';
 import type { LogRecord } from './record.ts';
-import { criLine, dockerLine, fakeContainer, startRun, testConfig, writeLines } from './test-kubelet.ts';
+import {
+  criLine,
+  dockerLine,
+  fakeContainer,
+  readRecords,
+  startRun,
+  testConfig,
+  writeLines,
+} from './test-kubelet.ts';
 
 const lab = new Lab();
 afterEach(() => lab.cleanup());
-
-function readRecords(path: string): LogRecord[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as LogRecord);
-}
 
 async function setup() {
   const dir = await tempDir('logs-e2e', lab);

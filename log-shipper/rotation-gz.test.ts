@@ -1,12 +1,4 @@
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,7 +6,7 @@ import { createLogger } from '../shared/logger.ts';
 import { Lab, tempDir, waitFor } from '../test/lab/index.ts';
 import { createLogsModule } from './index.ts';
 import type { LogRecord } from './record.ts';
-import { criLine, fakeContainer, startRun, testConfig, writeLines } from './test-kubelet.ts';
+import { criLine, fakeContainer, readRecords, startRun, testConfig, writeLines } from './test-kubelet.ts';
 
 /**
  * Kubelet rotation with compression: `0.log` is renamed `0.log.<YYYYMMDD-hhmmss>`, a new `0.log`
@@ -24,14 +16,6 @@ import { criLine, fakeContainer, startRun, testConfig, writeLines } from './test
 
 const lab = new Lab();
 afterEach(() => lab.cleanup());
-
-function readRecords(path: string): LogRecord[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as LogRecord);
-}
 
 async function setup() {
   const dir = await tempDir('logs-gz', lab);

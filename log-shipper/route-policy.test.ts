@@ -7,11 +7,11 @@ import { type FakeKubelet, type FakePodSpec, startFakeKubelet } from '../shared/
 import { Lab, tempDir, waitFor } from '../test/lab/index.ts';
 import { createLogsModule } from './index.ts';
 import { checkpointPath } from './pipeline.ts';
-import type { LogRecord } from './record.ts';
 import {
   criLine,
   type FakeContainer,
   fakeContainer,
+  readRecords,
   startRun,
   testConfig,
   writeLines,
@@ -73,14 +73,6 @@ function pod(
   return names.map((name, i) =>
     fakeContainer(root, pods, spec.namespace, spec.name, name, { uid: listed.metadata!.uid!, id: ids[i]! }),
   );
-}
-
-function readRecords(path: string): LogRecord[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as LogRecord);
 }
 
 function savedOffsets(dataDir: string): Map<string, number> {

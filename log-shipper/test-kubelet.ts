@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentModule } from '../agent/module.ts';
 import { type Config, type ConfigInput, configSchema } from '../shared/config/schema.ts';
 import type { Lab } from '../test/lab/index.ts';
+import type { LogRecord } from './record.ts';
 
 /**
  * Test helpers shaped like a kubelet node: /var/log/pods/<ns>_<pod>_<uid>/<container>/0.log and
@@ -109,4 +110,13 @@ export function startRun(module: AgentModule, lab: Lab): Running {
       await done;
     },
   };
+}
+
+/** The records a file sink wrote, in order (none while the file does not exist yet). */
+export function readRecords(path: string): LogRecord[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as LogRecord);
 }
