@@ -5,7 +5,7 @@ import type { AgentModule, ModuleFactory } from '../agent/module.ts';
 import { type CniConfig, cniSchema } from '../shared/config/cni.ts';
 import type { Config } from '../shared/config/schema.ts';
 import { NodewardError } from '../shared/errors.ts';
-import type { KubeletPodSource } from '../shared/pods/index.ts';
+import { logPodSourceHealth, sharedPodSource } from '../shared/pods/index.ts';
 import { createCniMetrics } from './cni/metrics.ts';
 import { createIpamMetrics } from './ipam/metrics.ts';
 
@@ -75,28 +75,14 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
       const { usageReport } = await import('./ipam/admin.ts');
       const { startIpamGc } = await import('./gc/index.ts');
       const store = await openIpamStore(config);
-      let pods: KubeletPodSource | undefined;
+      // Owner kinds for sticky StatefulSet addresses: the agent's shared kubelet cache (the config
+      // check makes stickyStatefulSets require kubelet.enabled).
+      const pods = cni.stickyStatefulSets ? sharedPodSource(config.kubelet) : undefined;
+      const unsubscribe = pods
+        ? logPodSourceHealth(pods, log, 'StatefulSet pods get no sticky IP meanwhile')
+        : () => {};
       try {
-        // Owner kinds for sticky StatefulSet addresses: the kubelet's /pods, as logs.kubelet reaches it.
-        if (cni.stickyStatefulSets) {
-          pods = new (await import('../shared/pods/index.ts')).KubeletPodSource(config.logs.kubelet);
-          let failing = false;
-          pods.subscribe({
-            refreshed: () => {
-              if (failing) log.info('network: kubelet pod metadata available again (sticky StatefulSet IPs)');
-              failing = false;
-            },
-            failed: (reason, err) => {
-              if (!failing)
-                log.warn(
-                  { err, reason },
-                  'network: no kubelet pod metadata; StatefulSet pods get no sticky IP',
-                );
-              failing = true;
-            },
-          });
-          await pods.start();
-        }
+        await pods?.start();
         const { ipam: ipamConfig } = config.network;
         const ipam = new Ipam({
           store,
@@ -165,6 +151,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
         await gc?.stop();
         await agent.stop();
       } finally {
+        unsubscribe();
         pods?.stop();
         await store.close();
       }

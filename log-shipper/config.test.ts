@@ -21,7 +21,7 @@ describe('logs config', () => {
       kafka: {
         brokers: [],
         topic: 'logs.{namespace}',
-        client: 'platformatic',
+        client: 'kafkajs',
         clientId: 'nodeward',
         acks: -1,
         compression: 'gzip',
@@ -36,17 +36,6 @@ describe('logs config', () => {
           insecureSkipVerify: false,
         },
         sasl: { mechanism: 'none', username: '', passwordFile: '' },
-      },
-      kubelet: {
-        enabled: false,
-        url: 'https://127.0.0.1:10250/pods',
-        tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
-        caFile: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
-        insecureSkipVerify: false,
-        pollInterval: 15_000,
-        refreshMinInterval: 1000,
-        timeout: 5000,
-        deletedGrace: 300_000,
       },
       podLabels: [],
       exclude: { namespaces: [], annotation: 'nodeward.io/logs' },
@@ -72,7 +61,6 @@ describe('logs config', () => {
     expect(message({ maxLineBytes: 10 })?.[0]).toContain('at least 1KiB');
     expect(message({ batch: { maxBytes: '8MiB' } })?.[0]).toContain('must not exceed logs.maxInflightBytes');
     expect(message({ bogus: 1 })?.[0]).toContain('bogus');
-    expect(message({ kubelet: { url: 'ftp://x/pods' } })?.[0]).toMatch(/^kubelet\.url: /);
     expect(message({ rateLimit: { linesPerSecond: -1 } })?.[0]).toMatch(/^rateLimit\.linesPerSecond: /);
   });
 });

@@ -34,6 +34,11 @@ async function setup(client: (typeof CLIENTS)[number]) {
   const config = testConfig({
     node: { name: 'node-m' },
     dataDir: join(dir, 'data'),
+    kubelet: {
+      ...kubelet.settings,
+      pollInterval: '200ms',
+      refreshMinInterval: '100ms',
+    },
     logs: {
       root,
       sink: 'kafka',
@@ -41,14 +46,6 @@ async function setup(client: (typeof CLIENTS)[number]) {
       checkpointInterval: '100ms',
       batch: { wait: '20ms' },
       kafka: { client, brokers: kafka.brokers, topic: 'logs.{namespace}', timeout: '5s' },
-      kubelet: {
-        enabled: true,
-        url: kubelet.url,
-        tokenFile: kubelet.tokenFile,
-        caFile: kubelet.caFile,
-        pollInterval: '200ms',
-        refreshMinInterval: '100ms',
-      },
       podLabels: ['app', 'team.example.com/*'],
     },
   });

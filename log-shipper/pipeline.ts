@@ -1,9 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { KubeletConfig } from '../shared/config/kubelet.ts';
 import type { LogsConfig } from '../shared/config/logs.ts';
 import { asNodewardError, NodewardError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { KubeletPodSource, type PodMetadataSource } from '../shared/pods/index.ts';
+import { type KubeletPodSource, type PodMetadataSource, sharedPodSource } from '../shared/pods/index.ts';
 import { Batcher } from './batch.ts';
 import { CheckpointStore } from './checkpoint.ts';
 import { Sender } from './deliver.ts';
@@ -26,6 +27,7 @@ export interface PipelineConfig {
   node: string;
   dataDir: string;
   logs: LogsConfig;
+  kubelet: KubeletConfig;
 }
 
 export interface PipelineDeps {
@@ -35,7 +37,7 @@ export interface PipelineDeps {
   setReady(ready: boolean, reason?: string): void;
   /**
    * Pod metadata for labels beyond the file name, shared with other modules; without it, one
-   * from logs.kubelet when enabled.
+   * the agent's shared kubelet cache when kubelet.enabled.
    */
   metadata?: PodMetadataSource;
   /** For tests: a sink other than the configured one. */
@@ -71,8 +73,8 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
   let metadata = deps.metadata;
   let kubelet: KubeletPodSource | undefined;
   let unsubscribe = () => {};
-  if (metadata === undefined && logs.kubelet.enabled) {
-    kubelet = new KubeletPodSource(logs.kubelet);
+  if (metadata === undefined) {
+    kubelet = sharedPodSource(config.kubelet);
     metadata = kubelet;
   }
   if (kubelet !== undefined) {
@@ -84,7 +86,7 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
         // One warning per change of cause, not one per poll while the kubelet is down.
         if (reason !== lastReason)
           log.warn(
-            { err, reason, url: logs.kubelet.url, code: 'POD_METADATA_UNAVAILABLE' },
+            { err, reason, url: config.kubelet.url, code: 'POD_METADATA_UNAVAILABLE' },
             'kubelet /pods failed; lines are labelled from file names meanwhile',
           );
         lastReason = reason;
@@ -94,7 +96,7 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
         lastReason = undefined;
       },
     });
-    // The first fetch is awaited (bounded by logs.kubelet.timeout) so that files present at the start get their labels.
+    // The first fetch is awaited (bounded by kubelet.timeout) so that files present at the start get their labels.
     await k.start();
   }
 

@@ -39,6 +39,13 @@ async function setup(logs: LogsInput = {}) {
   const config = testConfig({
     node: { name: 'node-r' },
     dataDir: join(dir, 'data'),
+    kubelet: {
+      enabled: true,
+      url: kubelet.url,
+      tokenFile: kubelet.tokenFile,
+      pollInterval: '200ms',
+      refreshMinInterval: '50ms',
+    },
     logs: {
       root,
       sink: 'file',
@@ -46,13 +53,6 @@ async function setup(logs: LogsInput = {}) {
       pollInterval: '50ms',
       checkpointInterval: '100ms',
       batch: { wait: '20ms' },
-      kubelet: {
-        enabled: true,
-        url: kubelet.url,
-        tokenFile: kubelet.tokenFile,
-        pollInterval: '200ms',
-        refreshMinInterval: '50ms',
-      },
       ...logs,
     },
   });

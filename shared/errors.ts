@@ -220,7 +220,7 @@ export const ERRORS = {
     retriable: true,
     exit: EXIT.unavailable,
     cni: CNI.tryAgainLater,
-    doc: "The kubelet's /pods cannot be read (down, 401/403, TLS, not a PodList): pod metadata is stale or missing meanwhile; log lines keep their file-name labels. Check logs.kubelet (url, tokenFile, caFile) and the RBAC for nodes/proxy.",
+    doc: "The kubelet's /pods cannot be read (down, 401/403, TLS, not a PodList): pod metadata is stale or missing meanwhile; log lines keep their file-name labels. Check the kubelet section (url, tokenFile, caFile) and the RBAC for nodes/proxy.",
   },
   LOG_CHECKPOINT_UNUSABLE: {
     retriable: false,

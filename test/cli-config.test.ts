@@ -51,6 +51,23 @@ describe('nodeward config check', () => {
     );
   });
 
+  it('names the new place of a moved key, and a key that needs another section, status 2', async () => {
+    const moved = file('moved.yaml', 'logs:\n  kubelet:\n    enabled: true\n');
+    const r = await runCli(['config', 'check', moved]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `nodeward: invalid ${moved}:\n  logs.kubelet: unknown key (moved to the top-level "kubelet" section)\n`,
+    );
+    const sticky = file('sticky.yaml', 'network:\n  cni:\n    stickyStatefulSets: true\n');
+    const s = await runCli(['config', 'check', sticky]);
+    expect(s.code).toBe(2);
+    expect(s.stderr).toContain('network.cni.stickyStatefulSets: needs kubelet.enabled: true');
+    const both = file('both.yaml', 'kubelet:\n  url: ftp://x/pods\n');
+    const u = await runCli(['config', 'check', both]);
+    expect(u.code).toBe(2);
+    expect(u.stderr).toMatch(/\n {2}kubelet\.url: /);
+  });
+
   it('rejects a file that is not a mapping, and a missing file', async () => {
     const list = await runCli(['config', 'check', file('list.yaml', '- a\n- b\n')]);
     expect(list.code).toBe(2);

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import { HOST_COLLECTORS, type HostCollectorName, type MetricsConfig } from '../../shared/config/metrics.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { logPodSourceHealth, sharedPodSource } from '../../shared/pods/index.ts';
 import type { ModuleFactory } from '../module.ts';
 import { createAlerts } from './alerts/alertmanager.ts';
 import { HOST_COLLECTOR_FACTORIES } from './collectors/index.ts';
@@ -9,6 +10,7 @@ import { detectCgroupLayout } from './containers/cgroup.ts';
 import { createContainerCollector } from './containers/collector.ts';
 import { createDockerSource } from './containers/docker.ts';
 import { createCgroupSource } from './containers/kubelet-cgroups.ts';
+import { podLookupFrom } from './containers/pods.ts';
 import type { ContainerSource, PodLookup } from './containers/source.ts';
 import { encodeJsonPush, toJsonPush } from './push/json.ts';
 import {
@@ -182,18 +184,36 @@ const createEmptyScrape = async (): Promise<Scrape> => ({ samples: new Map(), ou
  * events and drives push and alerts until it is stopped. (Process metrics are the agent's.)
  */
 export const createMetricsModule: ModuleFactory = ({ config, log }) => {
-  const metrics = createMetrics(config.metrics, { log, node: config.node.name });
+  // The agent's shared kubelet cache names containers found by their cgroup (containerd, CRI-O).
+  const podSource = sharedPodSource(config.kubelet);
+  const metrics = createMetrics(config.metrics, {
+    log,
+    node: config.node.name,
+    ...(podSource ? { pods: podLookupFrom(podSource) } : {}),
+  });
+  // Docker names its containers itself: then the kubelet is not polled on this module's behalf.
+  const pods = metrics.source?.kind === 'cgroups' ? podSource : undefined;
   return {
     name: 'metrics',
     registry: metrics.registry,
     async run(ctx) {
       ctx.setReady(true);
       if (ctx.signal.aborted) return;
-      await metrics.run(ctx.signal);
-      if (ctx.signal.aborted) return;
-      await new Promise<void>((resolve) => {
-        ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-      });
+      const unsubscribe = pods
+        ? logPodSourceHealth(pods, log, 'containers found by cgroup have no pod names meanwhile')
+        : () => {};
+      // Not awaited: a slow kubelet must not hold back the first scrapes (they fill names in later).
+      void pods?.start();
+      try {
+        await metrics.run(ctx.signal);
+        if (ctx.signal.aborted) return;
+        await new Promise<void>((resolve) => {
+          ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+      } finally {
+        unsubscribe();
+        pods?.stop();
+      }
     },
   };
 };

@@ -44,11 +44,19 @@ export function readConfigFile(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** Keys an earlier release had, and where they live now: an upgrade names the new place. */
+const MOVED_KEYS: Record<string, string> = { 'logs.kubelet': 'kubelet' };
+
+function unknownKeyText(path: PropertyKey[]): string {
+  const moved = MOVED_KEYS[path.join('.')];
+  return moved ? `unknown key (moved to the top-level "${moved}" section)` : 'unknown key';
+}
+
 function describeIssue(issue: z.core.$ZodIssue): { path: readonly PropertyKey[]; text: string } {
   switch (issue.code) {
     case 'unrecognized_keys': {
       const key = issue.keys[0]!;
-      return { path: [...issue.path, key], text: 'unknown key' };
+      return { path: [...issue.path, key], text: unknownKeyText([...issue.path, key]) };
     }
     case 'invalid_type': {
       const got =
@@ -78,7 +86,8 @@ export function formatIssues(
   const lines: string[] = [];
   for (const issue of issues) {
     if (issue.code === 'unrecognized_keys' && issue.keys.length > 1) {
-      for (const key of issue.keys) lines.push(`${formatPath([...issue.path, key])}: unknown key`);
+      for (const key of issue.keys)
+        lines.push(`${formatPath([...issue.path, key])}: ${unknownKeyText([...issue.path, key])}`);
       continue;
     }
     const { path, text } = describeIssue(issue);

@@ -100,6 +100,8 @@ export interface FakeKubelet {
   readonly url: string;
   readonly tokenFile: string;
   readonly caFile: string;
+  /** The `kubelet` config section that reaches it (enabled, url, tokenFile, caFile). */
+  readonly settings: { enabled: true; url: string; tokenFile: string; caFile: string };
   /** Pods listed, by uid; edit freely. */
   readonly pods: Map<string, V1Pod>;
   mode: FakeKubeletMode;
@@ -163,10 +165,12 @@ export async function startFakeKubelet(dir: string, opts: { tls?: boolean } = {}
   }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}/pods`;
   return {
-    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/pods`,
+    url,
     tokenFile,
     caFile,
+    settings: { enabled: true, url, tokenFile, caFile },
     pods,
     get mode() {
       return state.mode;

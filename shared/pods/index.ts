@@ -13,6 +13,7 @@ export {
   type V1Pod,
   type V1PodList,
 } from './pod.ts';
+export { logPodSourceHealth, sharedPodSource } from './shared.ts';
 export {
   KubeletPodSource,
   type KubeletPodSourceOptions,
