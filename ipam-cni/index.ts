@@ -75,9 +75,9 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
       const { usageReport } = await import('./ipam/admin.ts');
       const { startIpamGc } = await import('./gc/index.ts');
       const store = await openIpamStore(config);
-      // Owner kinds for sticky StatefulSet addresses: the agent's shared kubelet cache (the config
-      // check makes stickyStatefulSets require kubelet.enabled).
-      const pods = cni.stickyStatefulSets ? sharedPodSource(config.kubelet) : undefined;
+      // Owner kinds for sticky StatefulSet addresses: the agent's shared pod source (the config
+      // check makes stickyStatefulSets require a pods.source).
+      const pods = cni.stickyStatefulSets ? sharedPodSource(config.pods, config.node.name) : undefined;
       const unsubscribe = pods
         ? logPodSourceHealth(pods, log, 'StatefulSet pods get no sticky IP meanwhile')
         : () => {};

@@ -25,7 +25,7 @@ export const createLogsModule: ModuleFactory = ({ config, log }): AgentModule =>
         return;
       }
       await runPipeline(
-        { node: config.node.name, dataDir: config.dataDir, logs: config.logs, kubelet: config.kubelet },
+        { node: config.node.name, dataDir: config.dataDir, logs: config.logs, pods: config.pods },
         { log, metrics, signal: ctx.signal, setReady: ctx.setReady },
       );
     },

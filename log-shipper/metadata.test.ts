@@ -34,11 +34,7 @@ async function setup(client: (typeof CLIENTS)[number]) {
   const config = testConfig({
     node: { name: 'node-m' },
     dataDir: join(dir, 'data'),
-    kubelet: {
-      ...kubelet.settings,
-      pollInterval: '200ms',
-      refreshMinInterval: '100ms',
-    },
+    pods: kubelet.podsConfig({ pollInterval: '200ms', refreshMinInterval: '100ms' }),
     logs: {
       root,
       sink: 'kafka',

@@ -1,10 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KubeletConfig } from '../shared/config/kubelet.ts';
 import type { LogsConfig } from '../shared/config/logs.ts';
+import type { PodsConfig } from '../shared/config/pods.ts';
 import { asNodewardError, NodewardError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { type KubeletPodSource, type PodMetadataSource, sharedPodSource } from '../shared/pods/index.ts';
+import { type PodMetadataSource, type PodSource, sharedPodSource } from '../shared/pods/index.ts';
 import { Batcher } from './batch.ts';
 import { CheckpointStore } from './checkpoint.ts';
 import { Sender } from './deliver.ts';
@@ -27,7 +27,7 @@ export interface PipelineConfig {
   node: string;
   dataDir: string;
   logs: LogsConfig;
-  kubelet: KubeletConfig;
+  pods: PodsConfig;
 }
 
 export interface PipelineDeps {
@@ -37,7 +37,7 @@ export interface PipelineDeps {
   setReady(ready: boolean, reason?: string): void;
   /**
    * Pod metadata for labels beyond the file name, shared with other modules; without it, one
-   * the agent's shared kubelet cache when kubelet.enabled.
+   * the agent's shared pod source (pods.source).
    */
   metadata?: PodMetadataSource;
   /** For tests: a sink other than the configured one. */
@@ -71,32 +71,32 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
   }
 
   let metadata = deps.metadata;
-  let kubelet: KubeletPodSource | undefined;
+  let podSource: PodSource | undefined;
   let unsubscribe = () => {};
   if (metadata === undefined) {
-    kubelet = sharedPodSource(config.kubelet);
-    metadata = kubelet;
+    podSource = sharedPodSource(config.pods, config.node);
+    metadata = podSource;
   }
-  if (kubelet !== undefined) {
+  if (podSource !== undefined) {
     let lastReason: string | undefined;
-    const k = kubelet;
+    const k = podSource;
     unsubscribe = k.subscribe({
       failed(reason, err) {
         metrics.metadataErrors.inc({ reason });
-        // One warning per change of cause, not one per poll while the kubelet is down.
+        // One warning per change of cause, not one per poll while the source is down.
         if (reason !== lastReason)
           log.warn(
-            { err, reason, url: config.kubelet.url, code: 'POD_METADATA_UNAVAILABLE' },
-            'kubelet /pods failed; lines are labelled from file names meanwhile',
+            { err, reason, source: config.pods.source, code: 'POD_METADATA_UNAVAILABLE' },
+            'pod metadata source failed; lines are labelled from file names meanwhile',
           );
         lastReason = reason;
       },
       refreshed(pods) {
-        if (lastReason !== undefined) log.info({ pods }, 'kubelet /pods answers again');
+        if (lastReason !== undefined) log.info({ pods }, 'pod metadata source answers again');
         lastReason = undefined;
       },
     });
-    // The first fetch is awaited (bounded by kubelet.timeout) so that files present at the start get their labels.
+    // The first fetch is awaited (bounded by pods.timeout) so that files present at the start get their labels.
     await k.start();
   }
 
@@ -205,7 +205,7 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
     await until(delivering, deadline);
     metrics.attach(undefined);
     unsubscribe();
-    kubelet?.stop();
+    podSource?.stop();
     try {
       await checkpoints.persist();
     } catch (err) {

@@ -39,13 +39,7 @@ async function setup(logs: LogsInput = {}) {
   const config = testConfig({
     node: { name: 'node-r' },
     dataDir: join(dir, 'data'),
-    kubelet: {
-      enabled: true,
-      url: kubelet.url,
-      tokenFile: kubelet.tokenFile,
-      pollInterval: '200ms',
-      refreshMinInterval: '50ms',
-    },
+    pods: kubelet.podsConfig({ pollInterval: '200ms', refreshMinInterval: '50ms' }),
     logs: {
       root,
       sink: 'file',

@@ -220,7 +220,7 @@ export const ERRORS = {
     retriable: true,
     exit: EXIT.unavailable,
     cni: CNI.tryAgainLater,
-    doc: "The kubelet's /pods cannot be read (down, 401/403, TLS, not a PodList): pod metadata is stale or missing meanwhile; log lines keep their file-name labels. Check the kubelet section (url, tokenFile, caFile) and the RBAC for nodes/proxy.",
+    doc: "The pod metadata source (the kubelet's /pods, or the API server's list/watch of pods) cannot be read (down, 401/403, TLS, not a PodList): pod metadata is stale or missing meanwhile; log lines keep their file-name labels. Check pods.kubelet or pods.apiserver (url, tokenFile, caFile) and the RBAC (nodes/proxy for the kubelet; pods list/watch for the API server).",
   },
   LOG_CHECKPOINT_UNUSABLE: {
     retriable: false,

@@ -56,16 +56,17 @@ describe('nodeward config check', () => {
     const r = await runCli(['config', 'check', moved]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      `nodeward: invalid ${moved}:\n  logs.kubelet: unknown key (moved to the top-level "kubelet" section)\n`,
+      `nodeward: invalid ${moved}:\n  logs.kubelet: unknown key (moved to pods.kubelet, with pods.source: kubelet)\n`,
     );
     const sticky = file('sticky.yaml', 'network:\n  cni:\n    stickyStatefulSets: true\n');
     const s = await runCli(['config', 'check', sticky]);
     expect(s.code).toBe(2);
-    expect(s.stderr).toContain('network.cni.stickyStatefulSets: needs kubelet.enabled: true');
-    const both = file('both.yaml', 'kubelet:\n  url: ftp://x/pods\n');
-    const u = await runCli(['config', 'check', both]);
+    expect(s.stderr).toContain('network.cni.stickyStatefulSets: needs pods.source kubelet or apiserver');
+    const bad = file('pods.yaml', 'pods:\n  source: etcd\n  kubelet:\n    url: ftp://x/pods\n');
+    const u = await runCli(['config', 'check', bad]);
     expect(u.code).toBe(2);
-    expect(u.stderr).toMatch(/\n {2}kubelet\.url: /);
+    expect(u.stderr).toMatch(/\n {2}pods\.source: /);
+    expect(u.stderr).toMatch(/\n {2}pods\.kubelet\.url: /);
   });
 
   it('rejects a file that is not a mapping, and a missing file', async () => {

@@ -184,14 +184,14 @@ const createEmptyScrape = async (): Promise<Scrape> => ({ samples: new Map(), ou
  * events and drives push and alerts until it is stopped. (Process metrics are the agent's.)
  */
 export const createMetricsModule: ModuleFactory = ({ config, log }) => {
-  // The agent's shared kubelet cache names containers found by their cgroup (containerd, CRI-O).
-  const podSource = sharedPodSource(config.kubelet);
+  // The agent's shared pod source names containers found by their cgroup (containerd, CRI-O).
+  const podSource = sharedPodSource(config.pods, config.node.name);
   const metrics = createMetrics(config.metrics, {
     log,
     node: config.node.name,
     ...(podSource ? { pods: podLookupFrom(podSource) } : {}),
   });
-  // Docker names its containers itself: then the kubelet is not polled on this module's behalf.
+  // Docker names its containers itself: then the pod source is not started on this module's behalf.
   const pods = metrics.source?.kind === 'cgroups' ? podSource : undefined;
   return {
     name: 'metrics',
@@ -202,7 +202,7 @@ export const createMetricsModule: ModuleFactory = ({ config, log }) => {
       const unsubscribe = pods
         ? logPodSourceHealth(pods, log, 'containers found by cgroup have no pod names meanwhile')
         : () => {};
-      // Not awaited: a slow kubelet must not hold back the first scrapes (they fill names in later).
+      // Not awaited: a slow pod source must not hold back the first scrapes (they fill names in later).
       void pods?.start();
       try {
         await metrics.run(ctx.signal);

@@ -76,7 +76,7 @@ export const cniSchema = z
       .boolean()
       .default(false)
       .describe(
-        'Give StatefulSet pods sticky addresses (kept across re-creation of the same namespace/name) by their owner kind from the kubelet\'s /pods, read through the top-level kubelet section (needs kubelet.enabled). Without it only the pod annotation nodeward.io/sticky-ip: "true" asks for one.',
+        'Give StatefulSet pods sticky addresses (kept across re-creation of the same namespace/name) by their owner kind, from the pod metadata of the top-level pods section (needs pods.source kubelet or apiserver). Without it only the pod annotation nodeward.io/sticky-ip: "true" asks for one.',
       ),
     peerGrace: duration()
       .default(60_000)

@@ -45,11 +45,13 @@ export function readConfigFile(file: string): Record<string, unknown> {
 }
 
 /** Keys an earlier release had, and where they live now: an upgrade names the new place. */
-const MOVED_KEYS: Record<string, string> = { 'logs.kubelet': 'kubelet' };
+const MOVED_KEYS: Record<string, string> = {
+  'logs.kubelet': 'pods.kubelet, with pods.source: kubelet',
+};
 
 function unknownKeyText(path: PropertyKey[]): string {
   const moved = MOVED_KEYS[path.join('.')];
-  return moved ? `unknown key (moved to the top-level "${moved}" section)` : 'unknown key';
+  return moved ? `unknown key (moved to ${moved})` : 'unknown key';
 }
 
 function describeIssue(issue: z.core.$ZodIssue): { path: readonly PropertyKey[]; text: string } {

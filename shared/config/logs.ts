@@ -197,7 +197,7 @@ export const logsSchema = z
       .array(z.string().min(1))
       .default([])
       .describe(
-        'Pod labels copied into each record as labels.pod_labels: exact keys, or a prefix ending in * (e.g. "app.kubernetes.io/*"). Needs kubelet.enabled.',
+        'Pod labels copied into each record as labels.pod_labels: exact keys, or a prefix ending in * (e.g. "app.kubernetes.io/*"). Needs pods.source.',
       ),
     exclude: z
       .strictObject({
@@ -210,7 +210,7 @@ export const logsSchema = z
           .min(1)
           .default('nodeward.io/logs')
           .describe(
-            'Pod annotation that, set to "false", stops shipping the pod\'s lines; "<annotation>.<container>" does it for one container. Needs kubelet.enabled.',
+            'Pod annotation that, set to "false", stops shipping the pod\'s lines; "<annotation>.<container>" does it for one container. Needs pods.source.',
           ),
       })
       .prefault({})
@@ -241,7 +241,7 @@ export const logsSchema = z
           .min(1)
           .default('nodeward.io/multiline-start')
           .describe(
-            'Pod annotation holding a regular expression (JavaScript syntax) that matches the first line of a record; following lines that do not match (a stack trace) are joined to it with "\\n". "<annotation>.<container>" sets it for one container. Needs kubelet.enabled.',
+            'Pod annotation holding a regular expression (JavaScript syntax) that matches the first line of a record; following lines that do not match (a stack trace) are joined to it with "\\n". "<annotation>.<container>" sets it for one container. Needs pods.source.',
           ),
         timeout: duration()
           .prefault('1s')

@@ -1,10 +1,10 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { LOG_LEVELS } from '../logger.ts';
-import { kubeletSchema } from './kubelet.ts';
 import { logsSchema } from './logs.ts';
 import { metricsSchema } from './metrics.ts';
 import { networkSchema } from './network.ts';
+import { podsSchema } from './pods.ts';
 import { duration, hostPort } from './units.ts';
 
 /**
@@ -70,18 +70,18 @@ export const configSchema = z
       })
       .prefault({})
       .describe('Restarting modules that fail.'),
-    kubelet: kubeletSchema,
+    pods: podsSchema,
     network: networkSchema.prefault({}).describe('Pod networking: CNI server and IPAM (ipam-cni/).'),
     logs: logsSchema.prefault({}).describe('Container log shipping (log-shipper/).'),
     metrics: metricsSchema.prefault({}).describe('Host and container metrics (agent/metrics/).'),
   })
   // Keys of one module that need another section: checked here, where both are in view.
   .superRefine((config, ctx) => {
-    if (config.network.cni.stickyStatefulSets && !config.kubelet.enabled)
+    if (config.network.cni.stickyStatefulSets && config.pods.source === 'none')
       ctx.addIssue({
         code: 'custom',
         path: ['network', 'cni', 'stickyStatefulSets'],
-        message: "needs kubelet.enabled: true (owner kinds come from the kubelet's /pods)",
+        message: 'needs pods.source kubelet or apiserver (owner kinds come from pod metadata)',
       });
   });
 

@@ -29,7 +29,8 @@ export interface FakePodSpec {
   annotations?: Record<string, string>;
   /** The controller: e.g. { kind: 'ReplicaSet', name: 'web-7d9f8c6b5' }. */
   owner?: { kind: string; name: string };
-  containers?: { name: string; id?: string; restartCount?: number; lastId?: string }[];
+  /** `image` defaults to registry.local/app:1 (spec and status, as the kubelet shows both). */
+  containers?: { name: string; id?: string; restartCount?: number; lastId?: string; image?: string }[];
   node?: string;
   created?: Date;
 }
@@ -68,7 +69,11 @@ export function v1Pod(spec: FakePodSpec): V1Pod & Record<string, unknown> {
     } as V1Pod['metadata'] & Record<string, unknown>,
     spec: {
       nodeName: spec.node ?? 'node-1',
-      containers: containers.map((c) => ({ name: c.name, image: 'registry.local/app:1', resources: {} })),
+      containers: containers.map((c) => ({
+        name: c.name,
+        image: c.image ?? 'registry.local/app:1',
+        resources: {},
+      })),
       restartPolicy: 'Always',
       serviceAccountName: 'default',
     } as V1Pod['spec'] & Record<string, unknown>,
@@ -85,7 +90,7 @@ export function v1Pod(spec: FakePodSpec): V1Pod & Record<string, unknown> {
           : {}),
         ready: true,
         restartCount: c.restartCount ?? 0,
-        image: 'registry.local/app:1',
+        image: c.image ?? 'registry.local/app:1',
         imageID: `registry.local/app@sha256:${'0'.repeat(64)}`,
         containerID: `containerd://${c.id ?? randomBytes(32).toString('hex')}`,
         started: true,
@@ -100,8 +105,11 @@ export interface FakeKubelet {
   readonly url: string;
   readonly tokenFile: string;
   readonly caFile: string;
-  /** The `kubelet` config section that reaches it (enabled, url, tokenFile, caFile). */
-  readonly settings: { enabled: true; url: string; tokenFile: string; caFile: string };
+  /** The `pods` config section that reads it (source kubelet, url, token, CA), plus `extra` keys. */
+  podsConfig(extra?: Record<string, unknown>): {
+    source: 'kubelet';
+    kubelet: { url: string; tokenFile: string; caFile: string } & Record<string, unknown>;
+  };
   /** Pods listed, by uid; edit freely. */
   readonly pods: Map<string, V1Pod>;
   mode: FakeKubeletMode;
@@ -110,6 +118,16 @@ export interface FakeKubelet {
   add(spec: FakePodSpec): V1Pod;
   remove(uid: string): void;
   close(): Promise<void>;
+}
+
+/** A self-signed certificate for 127.0.0.1 (it is its own CA file) and its key. */
+export function selfSignedCertificate(certFile: string, keyFile: string): void {
+  // biome-ignore format: one flag and its value per line
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+    '-keyout', keyFile, '-out', certFile,
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+  ], { stdio: 'ignore' });
 }
 
 /**
@@ -153,12 +171,7 @@ export async function startFakeKubelet(dir: string, opts: { tls?: boolean } = {}
   };
   let server: Server;
   if (tls) {
-    // biome-ignore format: one flag and its value per line
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-      '-keyout', keyFile, '-out', caFile,
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-    ], { stdio: 'ignore' });
+    selfSignedCertificate(caFile, keyFile);
     server = createHttpsServer({ cert: readFileSync(caFile), key: readFileSync(keyFile) }, handler);
   } else {
     server = createHttpServer(handler);
@@ -170,7 +183,7 @@ export async function startFakeKubelet(dir: string, opts: { tls?: boolean } = {}
     url,
     tokenFile,
     caFile,
-    settings: { enabled: true, url, tokenFile, caFile },
+    podsConfig: (extra = {}) => ({ source: 'kubelet', kubelet: { url, tokenFile, caFile, ...extra } }),
     pods,
     get mode() {
       return state.mode;

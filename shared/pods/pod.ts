@@ -1,5 +1,5 @@
 /**
- * Pods as the kubelet's `/pods` lists them (a core/v1 PodList), reduced to what node-local
+ * Pods as the kubelet's `/pods` and the API server list them (a core/v1 PodList), reduced to what node-local
  * consumers label things with: identity, labels, annotations, owning workload, containers.
  */
 
@@ -9,6 +9,8 @@ export interface V1Pod {
     name?: string;
     namespace?: string;
     uid?: string;
+    /** Set by the API server (watch bookmarks carry only this); the kubelet's /pods has it too. */
+    resourceVersion?: string;
     creationTimestamp?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
@@ -31,6 +33,8 @@ export interface V1Pod {
 export interface V1ContainerStatus {
   name?: string;
   containerID?: string;
+  /** The image the runtime runs, as it reports it (e.g. docker.io/library/nginx:1.27). */
+  image?: string;
   restartCount?: number;
   lastState?: { terminated?: { containerID?: string } };
 }
@@ -38,6 +42,8 @@ export interface V1ContainerStatus {
 export interface V1PodList {
   kind?: string;
   apiVersion?: string;
+  /** The API server's list: where a watch continues from. */
+  metadata?: { resourceVersion?: string };
   items?: V1Pod[];
 }
 
@@ -58,6 +64,8 @@ export interface ContainerInfo {
   readonly restartCount: number;
   /** The previous instance's id, whose log file is `<restartCount - 1>.log`. */
   readonly lastId?: string;
+  /** status.containerStatuses[].image: cAdvisor's `image` label where no runtime is asked. */
+  readonly image?: string;
 }
 
 export interface PodInfo {
@@ -140,6 +148,7 @@ function containersOf(pod: V1Pod): ContainerInfo[] {
         restartCount: c.restartCount ?? 0,
         ...(id !== undefined ? { id } : {}),
         ...(lastId !== undefined ? { lastId } : {}),
+        ...(c.image ? { image: c.image } : {}),
       });
     }
   }

@@ -1,36 +1,77 @@
-import { fetchPodList, KubeletError, type KubeletOptions } from './kubelet.ts';
+import { PodCache, type PodRef } from './cache.ts';
+import { PodSourceError } from './http.ts';
+import { fetchPodList, type KubeletOptions } from './kubelet.ts';
 import { type PodInfo, podInfoOf } from './pod.ts';
 
-/**
- * A node-local cache of pod metadata, filled from the kubelet's `/pods`: polled every
- * `pollInterval`, and refreshed on demand when someone asks for a pod it does not know (a pod
- * newer than the last poll), at most once per `refreshMinInterval`. A pod that leaves the list is
- * kept for `deletedGrace`, so that the last lines of a deleted pod are still labelled. Failures
- * never throw to callers: lookups answer from the cache (or undefined), listeners hear the reason.
- */
-
-export interface PodRef {
-  readonly namespace: string;
-  readonly name: string;
-  readonly uid?: string | undefined;
-}
+export type { PodRef } from './cache.ts';
 
 export interface PodSourceListener {
+  /** The cache was (re)filled from a complete list: `pods` known now. */
   refreshed?(pods: number): void;
   failed?(reason: string, err: Error): void;
 }
 
-/** What consumers depend on; the kubelet source is one implementation, tests may bring another. */
+/** What consumers depend on; the kubelet and API-server sources implement it, tests may bring another. */
 export interface PodMetadataSource {
   /** From the cache only. */
   get(ref: PodRef): PodInfo | undefined;
   /**
-   * From the cache, or after one refresh when the pod is not known yet — at once, or when the
-   * rate limit allows (at most refreshMinInterval later).
+   * From the cache, or once the source had a chance to learn of the pod (a rate-limited fetch of
+   * the kubelet's list; a short wait for the API server's watch).
    */
   resolve(ref: PodRef): Promise<PodInfo | undefined>;
   /** Bumped whenever the cache changed: a cheap test for "worth asking again". */
   readonly generation: number;
+}
+
+/**
+ * A running source, shared by the modules of one agent. Failures never throw to callers: lookups
+ * answer from the cache (or undefined), listeners hear the reason.
+ */
+export interface PodSource extends PodMetadataSource {
+  /** Starts it (reference counted) and resolves after the first complete list, successful or not. */
+  start(): Promise<void>;
+  stop(): void;
+  subscribe(listener: PodSourceListener): () => void;
+  readonly size: number;
+}
+
+/** What both sources share: the cache, the listeners and the read side. */
+export class CachedPodSource {
+  protected readonly cache = new PodCache();
+  protected readonly listeners = new Set<PodSourceListener>();
+  /** Set while the source fails; cleared once it answers again. */
+  lastError: PodSourceError | undefined;
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  get generation(): number {
+    return this.cache.generation;
+  }
+
+  subscribe(listener: PodSourceListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get(ref: PodRef): PodInfo | undefined {
+    return this.cache.get(ref);
+  }
+
+  protected failed(e: unknown): PodSourceError {
+    const err =
+      e instanceof PodSourceError ? e : new PodSourceError('unknown', (e as Error).message, { cause: e });
+    this.lastError = err;
+    for (const l of this.listeners) l.failed?.(err.reason, err);
+    return err;
+  }
+
+  protected refreshed(): void {
+    this.lastError = undefined;
+    for (const l of this.listeners) l.refreshed?.(this.cache.size);
+  }
 }
 
 export interface KubeletPodSourceOptions extends KubeletOptions {
@@ -39,45 +80,24 @@ export interface KubeletPodSourceOptions extends KubeletOptions {
   deletedGrace: number;
 }
 
-interface Entry {
-  pod: PodInfo;
-  /** When it was last listed (ms); deleted pods age from it. */
-  seen: number;
-}
-
-const byName = (namespace: string, name: string) => `${namespace}/${name}`;
-
-export class KubeletPodSource implements PodMetadataSource {
+/**
+ * Pod metadata from the kubelet's `/pods`: polled every `pollInterval`, and refreshed on demand
+ * when someone asks for a pod it does not know (a pod newer than the last poll), at most once per
+ * `refreshMinInterval`. Node-local: no load on the API server.
+ */
+export class KubeletPodSource extends CachedPodSource implements PodSource {
   private readonly options: KubeletPodSourceOptions;
-  private readonly byUid = new Map<string, Entry>();
-  private readonly byName = new Map<string, Entry>();
-  private readonly listeners = new Set<PodSourceListener>();
   private inflight: Promise<void> | undefined;
   private delayed: Promise<void> | undefined;
   private lastFetch = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private users = 0;
-  generation = 0;
-  /** The outcome of the last fetch: undefined once one succeeded. */
-  lastError: KubeletError | undefined;
 
   constructor(options: KubeletPodSourceOptions) {
+    super();
     this.options = options;
   }
 
-  get size(): number {
-    return this.byUid.size;
-  }
-
-  subscribe(listener: PodSourceListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /**
-   * Starts polling (the first fetch at once) and resolves after it, successful or not. Reference
-   * counted: modules sharing the source each start and stop it.
-   */
   async start(): Promise<void> {
     this.users++;
     if (this.users === 1) {
@@ -93,16 +113,6 @@ export class KubeletPodSource implements PodMetadataSource {
       clearInterval(this.timer);
       this.timer = undefined;
     }
-  }
-
-  get(ref: PodRef): PodInfo | undefined {
-    const e =
-      (ref.uid !== undefined ? this.byUid.get(ref.uid) : undefined) ??
-      this.byName.get(byName(ref.namespace, ref.name));
-    if (e === undefined) return undefined;
-    // A name reused by a newer pod: the uid decides.
-    if (ref.uid !== undefined && e.pod.uid !== ref.uid) return undefined;
-    return e.pod;
   }
 
   async resolve(ref: PodRef): Promise<PodInfo | undefined> {
@@ -137,34 +147,18 @@ export class KubeletPodSource implements PodMetadataSource {
     try {
       list = await fetchPodList(this.options);
     } catch (e) {
-      const err =
-        e instanceof KubeletError ? e : new KubeletError('unknown', (e as Error).message, { cause: e });
-      this.lastError = err;
       // Stale metadata beats none: nothing ages out while the kubelet cannot say what was deleted.
-      for (const l of this.listeners) l.failed?.(err.reason, err);
+      this.failed(e);
       return;
     }
     const now = Date.now();
-    this.lastError = undefined;
+    const pods: PodInfo[] = [];
     for (const item of list.items ?? []) {
       const pod = podInfoOf(item);
-      if (pod === undefined) continue;
-      const entry: Entry = { pod, seen: now };
-      this.byUid.set(pod.uid, entry);
-      this.byName.set(byName(pod.namespace, pod.name), entry);
+      if (pod !== undefined) pods.push(pod);
     }
-    this.expire(now);
-    this.generation++;
-    for (const l of this.listeners) l.refreshed?.(this.byUid.size);
-  }
-
-  /** Pods no successful fetch has listed for longer than deletedGrace go. */
-  private expire(now: number): void {
-    for (const [uid, e] of this.byUid) {
-      if (now - e.seen <= this.options.deletedGrace) continue;
-      this.byUid.delete(uid);
-      const key = byName(e.pod.namespace, e.pod.name);
-      if (this.byName.get(key) === e) this.byName.delete(key);
-    }
+    this.cache.replace(pods, now);
+    this.cache.expire(now, this.options.deletedGrace);
+    this.refreshed();
   }
 }
