@@ -1,7 +1,9 @@
 /**
- * `npm run build`: bundles the nodeward CLI and agent into build/nodeward.mjs, what the image runs.
- * Running the TypeScript sources directly costs ~17 MiB of RSS for Node's type-stripping compiler and
- * more for thousands of small module records; one bundle keeps the idle agent under its memory goal.
+ * `npm run build`: bundles the nodeward CLI and agent into build/nodeward.mjs plus build/chunks/,
+ * what the image runs. Running the TypeScript sources directly costs ~17 MiB of RSS for Node's
+ * type-stripping compiler and more for thousands of small module records. Code splitting puts what
+ * is imported dynamically (each module, the ipam/cni commands, the Kafka clients, …) in chunks that
+ * load only when used: measured idle RSS on the embedded default 103 → 84 MiB against one file.
  */
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -11,16 +13,19 @@ const root = resolve(import.meta.dirname, '..');
 const outdir = resolve(root, 'build');
 
 // Only this build's outputs: build/ also holds the CNI shim (npm run build:cni).
-for (const f of ['nodeward.mjs', 'nodeward.mjs.LEGAL.txt']) rmSync(resolve(outdir, f), { force: true });
+for (const f of ['nodeward.mjs', 'nodeward.mjs.LEGAL.txt', 'chunks'])
+  rmSync(resolve(outdir, f), { recursive: true, force: true });
 const result = await build({
   entryPoints: { nodeward: resolve(root, 'agent/bin/nodeward.ts') },
   outdir,
   outExtension: { '.js': '.mjs' },
   bundle: true,
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   platform: 'node',
   format: 'esm',
   target: 'node24',
-  // CommonJS dependencies call require(); give the ESM bundle one.
+  // CommonJS dependencies call require(); give every ESM output file one.
   banner: {
     js: "import { createRequire as __nwRequire } from 'node:module'; const require = __nwRequire(import.meta.url);",
   },
@@ -33,4 +38,7 @@ const result = await build({
   metafile: true,
 });
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-process.stdout.write(`build/nodeward.mjs: ${(bytes / 2 ** 20).toFixed(1)} MiB\n`);
+const entry = result.metafile.outputs['build/nodeward.mjs']?.bytes ?? 0;
+process.stdout.write(
+  `build/nodeward.mjs: ${(entry / 2 ** 10).toFixed(0)} KiB, with build/chunks/ ${(bytes / 2 ** 20).toFixed(1)} MiB\n`,
+);

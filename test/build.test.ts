@@ -15,7 +15,7 @@ afterAll(() => lab.cleanup());
 describe('npm run build (the bundle the image runs)', () => {
   it('bundles the CLI into build/nodeward.mjs, which runs without the sources', async () => {
     const built = await run(process.execPath, [resolve(ROOT, 'deploy/build.ts')], { cwd: ROOT });
-    expect(built.stdout).toMatch(/^build\/nodeward\.mjs: [\d.]+ MiB\n$/);
+    expect(built.stdout).toMatch(/^build\/nodeward\.mjs: \d+ KiB, with build\/chunks\/ [\d.]+ MiB\n$/);
     const check = await run(process.execPath, [BUNDLE, 'config', 'check', 'deploy/config.production.yaml'], {
       cwd: ROOT,
     });
