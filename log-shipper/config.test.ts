@@ -9,7 +9,7 @@ describe('logs config', () => {
       sink: 'file',
       readFrom: 'beginning',
       maxLineBytes: 64 * 1024,
-      maxInflightBytes: 4 * 1024 * 1024,
+      maxInflightBytes: 2 * 1024 * 1024,
       pollInterval: 1000,
       rescanInterval: 10_000,
       rotateWait: 5000,

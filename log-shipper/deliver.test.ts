@@ -13,7 +13,7 @@ import type { Sink, SinkRecord } from './sink/index.ts';
 
 function batch(name: string): Batch {
   const b = new Batch();
-  b.records.push({ topic: 't', key: 'k', value: name });
+  b.records.push({ topic: 't', key: 'k', value: Buffer.from(name) });
   return b;
 }
 
@@ -30,7 +30,9 @@ function controlledSink(): { sink: Sink; pending: Pending[] } {
     open: async () => {},
     close: async () => {},
     send: (records: readonly SinkRecord[]) =>
-      new Promise<void>((resolve, reject) => pending.push({ name: records[0]!.value, resolve, reject })),
+      new Promise<void>((resolve, reject) =>
+        pending.push({ name: records[0]!.value.toString(), resolve, reject }),
+      ),
   };
   return { sink, pending };
 }
@@ -44,7 +46,7 @@ describe('sender with batches in flight', () => {
     const sender = new Sender(
       sink,
       { initialBackoff: 10, maxBackoff: 10, giveUpAfter: 60_000 },
-      { acked: (b) => acked.push(b.records[0]!.value), failed: () => {} },
+      { acked: (b) => acked.push(b.records[0]!.value.toString()), failed: () => {} },
       createLogger('silent'),
       3,
     );
@@ -81,7 +83,7 @@ describe('sender with batches in flight', () => {
     const sender = new Sender(
       sink,
       { initialBackoff: 1000, maxBackoff: 1000, giveUpAfter: 60_000 },
-      { acked: (b) => acked.push(b.records[0]!.value), failed: () => {} },
+      { acked: (b) => acked.push(b.records[0]!.value.toString()), failed: () => {} },
       createLogger('silent'),
       2,
     );

@@ -256,7 +256,7 @@ class Source implements TailOutput, ParseOutput, BatchOwner {
     this.deps.batcher.add(
       this,
       { topic: this.route.topic, key: this.route.key, value },
-      Buffer.byteLength(value),
+      value.length,
       this.entry.gen,
       end,
     );

@@ -91,6 +91,11 @@ function linkAll(layout: Layout, root: string): void {
   for (const f of layout.files) symlinkSync(f.file, join(root, `${f.pod}_${f.ns}_app-${f.id}.log`));
 }
 
+function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
 function peakRssMiB(pid: number): number {
   const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
@@ -234,8 +239,13 @@ async function runOurs(
           // For experiments with the sink's settings: BENCH_KAFKA_CONFIG='{"inFlight":4}'.
           ...(JSON.parse(process.env['BENCH_KAFKA_CONFIG'] ?? '{}') as object),
         },
-        kubelet: { enabled: true, url: kubelet.url, tokenFile: kubelet.tokenFile, caFile: kubelet.caFile },
         podLabels: ['app'],
+        // For experiments with the pipeline's settings: BENCH_LOGS_CONFIG='{"maxInflightBytes":"1MiB"}'.
+        ...(JSON.parse(process.env['BENCH_LOGS_CONFIG'] ?? '{}') as object),
+      },
+      pods: {
+        source: 'kubelet',
+        kubelet: { url: kubelet.url, tokenFile: kubelet.tokenFile, caFile: kubelet.caFile },
       },
     }),
   );
@@ -259,6 +269,7 @@ async function runOurs(
     await sleep(50);
   }
   const topics = Array.from({ length: NAMESPACES }, (_, n) => `${v.name}.ns${n}`);
+  const idleRss = rssMiB(service.pid);
   const cpu0 = cpuSeconds(service.pid);
   const t0 = performance.now();
   const w0 = Number(process.hrtime.bigint() / 1000n);
@@ -267,12 +278,17 @@ async function runOurs(
   const cpu = cpuSeconds(service.pid) - cpu0;
   const window: [number, number] = [w0, Number(process.hrtime.bigint() / 1000n)];
   const peak = peakRssMiB(service.pid);
-  log(
-    `${v.name} (${v.client}): ${layout.lines} lines in ${seconds.toFixed(2)} s, ${cpu.toFixed(2)} CPU-s, peak RSS ${peak.toFixed(0)} MiB`,
-  );
   const scrape = await fetch(`http://127.0.0.1:${port}/metrics`).then(
     (r) => r.text(),
     () => '',
+  );
+  // What the peak is made of: V8's heap (reserved, live at the end) and Buffers outside it.
+  const gauge = (name: string) => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(scrape);
+    return m ? Number(m[1]) / 2 ** 20 : Number.NaN;
+  };
+  log(
+    `${v.name} (${v.client}): ${layout.lines} lines in ${seconds.toFixed(2)} s, ${cpu.toFixed(2)} CPU-s, peak RSS ${peak.toFixed(0)} MiB (idle before ${idleRss.toFixed(0)}; after: heap total ${gauge('nodejs_heap_size_total_bytes').toFixed(0)}, used ${gauge('nodejs_heap_size_used_bytes').toFixed(0)}, external ${gauge('nodejs_external_memory_bytes').toFixed(0)} MiB)`,
   );
   const errors = scrape.split('\n').filter((l) => l.startsWith('nodeward_logs_sink_errors_total'));
   if (errors.length > 0) log(`${v.name}: sink errors (batches retried): ${errors.join('; ')}`);

@@ -5,8 +5,8 @@ import type { Logger } from '../../shared/logger.ts';
 import { type KafkaSinkOptions, kafkaSecurity } from './kafka.ts';
 import { type Sink, type SinkRecord, sinkError } from './sink.ts';
 
-type Message = MessageToProduce<string, string, string, string>;
-type StringProducer = Producer<string, string, string, string>;
+type Message = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
+type BufferProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
 
 /**
  * The Kafka error type behind a @platformatic/kafka error (UNKNOWN_TOPIC_OR_PARTITION, … from a
@@ -89,12 +89,12 @@ function failure(err: unknown) {
 /**
  * murmur2 of the key, positive, like the Java client and kafkajs (the library's own default
  * partitioner skips the sign mask, so a key would land elsewhere than with kafkajs), remembered
- * per key: every line of a pod has the same key.
+ * per key: every line of a pod has the same key (the same Buffer, from the sink's key cache).
  */
-export function cachedKeyPartitioner(
+export function cachedKeyPartitioner<K = Buffer, V = Buffer, HK = Buffer, HV = Buffer>(
   murmur2: (data: Buffer) => number,
-): Partitioner<string, string, string, string> {
-  const known = new Map<string, number>();
+): Partitioner<K, V, HK, HV> {
+  const known = new Map<K, number>();
   return (message, key) => {
     const id = message.key;
     if (id === undefined || key === undefined) return 0;
@@ -117,7 +117,9 @@ export function cachedKeyPartitioner(
  */
 export function createPlatformaticKafkaSink(options: KafkaSinkOptions, log: Logger): Sink {
   const klog = log.child({ component: 'platformatic-kafka' });
-  let producer: StringProducer | undefined;
+  let producer: BufferProducer | undefined;
+  /** A pod's key, encoded once: every line of a pod has it. */
+  const keys = new Map<string, Buffer>();
   const compression = options.compression === 'gzip' ? 'gzip' : 'none';
   return {
     name: 'kafka',
@@ -130,10 +132,10 @@ export function createPlatformaticKafkaSink(options: KafkaSinkOptions, log: Logg
           { cause: err },
         );
       });
-      const p: StringProducer = new lib.Producer({
+      const p: BufferProducer = new lib.Producer({
         clientId: options.clientId,
         bootstrapBrokers: options.brokers,
-        serializers: lib.stringSerializers,
+        // Keys and values are Buffers already (values: record.ts), passed as they are.
         idempotent: false,
         acks: options.acks,
         compression,
@@ -162,7 +164,13 @@ export function createPlatformaticKafkaSink(options: KafkaSinkOptions, log: Logg
       const messages: Message[] = new Array(records.length);
       for (let i = 0; i < records.length; i++) {
         const r = records[i] as SinkRecord;
-        messages[i] = { topic: r.topic, key: r.key, value: r.value };
+        let key = keys.get(r.key);
+        if (key === undefined) {
+          if (keys.size >= 10_000) keys.clear();
+          key = Buffer.from(r.key);
+          keys.set(r.key, key);
+        }
+        messages[i] = { topic: r.topic, key, value: r.value };
       }
       try {
         await producer.send({ messages, acks: options.acks, compression });

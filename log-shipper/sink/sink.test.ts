@@ -15,8 +15,8 @@ import { createStdoutSink } from './stdout.ts';
 const lab = new Lab();
 afterEach(() => lab.cleanup());
 const records = [
-  { topic: 't', key: 'k', value: '{"message":"one"}' },
-  { topic: 't', key: 'k', value: '{"message":"two"}' },
+  { topic: 't', key: 'k', value: Buffer.from('{"message":"one"}') },
+  { topic: 't', key: 'k', value: Buffer.from('{"message":"two"}') },
 ];
 
 describe('sinks', () => {
@@ -110,7 +110,7 @@ describe('kafka sink: TLS and SASL options', () => {
   });
 
   it('platformatic: puts a key on the partition kafkajs (and the Java client) would', () => {
-    const ours = cachedKeyPartitioner((data) => murmur2(data));
+    const ours = cachedKeyPartitioner<string, string, string, string>((data) => murmur2(data));
     const kafkajs = Partitioners.DefaultPartitioner();
     for (const partitions of [1, 3, 4, 40]) {
       const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({

@@ -8,8 +8,8 @@ import { NodewardError } from '../../shared/errors.ts';
 export interface SinkRecord {
   readonly topic: string;
   readonly key: string;
-  /** The record as one JSON object, no newline. */
-  readonly value: string;
+  /** The record as one JSON object, no newline, UTF-8 (a view of a shared chunk: record.ts). */
+  readonly value: Buffer;
 }
 
 export interface Sink {
@@ -40,8 +40,14 @@ export function reasonOf(err: unknown): string {
 }
 
 /** One newline-terminated JSON line per record. */
-export function jsonLines(records: readonly SinkRecord[]): string {
-  let body = '';
-  for (const r of records) body += `${r.value}\n`;
+export function jsonLines(records: readonly SinkRecord[]): Buffer {
+  let bytes = 0;
+  for (const r of records) bytes += r.value.length + 1;
+  const body = Buffer.allocUnsafe(bytes);
+  let p = 0;
+  for (const r of records) {
+    p += r.value.copy(body, p);
+    body[p++] = 0x0a;
+  }
   return body;
 }

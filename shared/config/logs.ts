@@ -41,9 +41,9 @@ export const logsSchema = z
         'Longest message shipped as one record; longer lines (and merged partial lines) are split into records flagged truncated.',
       ),
     maxInflightBytes: size()
-      .prefault('4MiB')
+      .prefault('2MiB')
       .describe(
-        'Bytes read but not yet acknowledged by the sink; at this cap tailers pause and the files keep the data.',
+        'Bytes read but not yet acknowledged by the sink; at this cap tailers pause and the files keep the data. Four default batches: enough to keep the sink busy (measured: 4MiB shipped no faster and peaked ≈ 90 MiB higher in RSS).',
       ),
     pollInterval: duration()
       .prefault('1s')
