@@ -22,7 +22,7 @@ describe('npm run build (the bundle the image runs)', () => {
     expect(check.stdout).toBe('deploy/config.production.yaml: ok\n');
   });
 
-  it('ships a log line to Kafka from the bundle (the dependencies left external load from node_modules)', async () => {
+  it('ships a log line to Kafka from the bundle, lz4-compressed (the dependencies left external load from node_modules)', async () => {
     const kafka = await startKafka({ lab });
     const dir = tempDir();
     lab.defer('bundle agent dir', () => dir.remove());
@@ -34,6 +34,9 @@ describe('npm run build (the bundle the image runs)', () => {
         `logs.kafka.brokers=${kafka.brokers.join(',')}`,
         '--set',
         'metrics.enabled=false',
+        // lz4 is a kafkajs codec from @platformatic/wasm-utils, left in node_modules like the client.
+        '--set',
+        'logs.kafka.compression=lz4',
       ],
       { cwd: dir.path, entry: BUNDLE },
     );

@@ -120,7 +120,8 @@ export function createPlatformaticKafkaSink(options: KafkaSinkOptions, log: Logg
   let producer: BufferProducer | undefined;
   /** A pod's key, encoded once: every line of a pod has it. */
   const keys = new Map<string, Buffer>();
-  const compression = options.compression === 'gzip' ? 'gzip' : 'none';
+  // The client has all five codecs built in (gzip and zstd from node:zlib, snappy and lz4 in wasm).
+  const { compression } = options;
   return {
     name: 'kafka',
     async open() {

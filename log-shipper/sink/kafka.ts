@@ -10,8 +10,10 @@ import {
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
+import type { KafkaCompression } from '../../shared/config/logs.ts';
 import { NodewardError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { kafkajsCompression } from './codecs.ts';
 import { type Sink, type SinkRecord, sinkError } from './sink.ts';
 
 export interface KafkaSinkOptions {
@@ -20,7 +22,7 @@ export interface KafkaSinkOptions {
   brokers: string[];
   clientId: string;
   acks: -1 | 1;
-  compression: 'gzip' | 'none';
+  compression: KafkaCompression;
   /** Request timeout, and how long the leader may wait for its replicas. */
   timeout: number;
   tls: {
@@ -140,10 +142,11 @@ export function createKafkaSink(options: KafkaSinkOptions, log: Logger): Sink {
           klog[LEVELS[level] ?? 'debug'](extra, message),
     });
   let producer: Producer | undefined;
-  const compression = options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+  let compression = CompressionTypes.None;
   return {
     name: 'kafka',
     async open() {
+      compression = await kafkajsCompression(options.compression);
       const kafka = client(await kafkaSecurity(options));
       const p = kafka.producer({
         allowAutoTopicCreation: true,
