@@ -105,6 +105,7 @@ export function createMetrics(settings: MetricsConfig, opts: MetricsOptions): Me
       collector: createContainerCollector({
         settings: settings.containers,
         procRoot: settings.procRoot,
+        sysRoot: settings.sysRoot,
         layout,
         source,
       }),

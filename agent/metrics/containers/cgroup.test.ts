@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { fixture } from '../testing.ts';
 import {
+  BLKIO_FILES,
   cgroupPathOf,
   detectCgroupLayout,
+  parseBlkio,
   parseCpuMax,
+  parseIoStat,
   parseLimit,
+  readBlkio,
   readCgroupStats,
   readCgroupV1,
   weightToShares,
@@ -33,6 +37,10 @@ const EXPECTED = {
   cfsThrottledSeconds: 4.5,
   cpuQuota: 50000,
   cpuPeriod: 100000,
+  io: [
+    { device: '8:0', readBytes: 4915200, writeBytes: 13926400, reads: 120, writes: 340 },
+    { device: '259:0', readBytes: 28672, writeBytes: 0, reads: 7, writes: 0 },
+  ],
 };
 
 describe('cgroup layout', () => {
@@ -98,6 +106,15 @@ describe('cgroup files', () => {
     });
   });
 
+  it('v1 blkio with no I/O ("Total 0" everywhere): no devices, so no container_fs_* series', () => {
+    const stats = readCgroupStats(
+      detectCgroupLayout(fixture('cgroup-v1')),
+      '/docker/e160c4d5be902260120e065c12d1b05aa97efcc560b70168278ef664428e47c9',
+    );
+    expect(stats).toBeDefined();
+    expect(stats!.io).toBeUndefined();
+  });
+
   it('a gone cgroup reads as undefined, not an error', () => {
     expect(readCgroupStats(detectCgroupLayout(fixture('cgroup-v1')), '/docker/gone')).toBeUndefined();
     expect(readCgroupStats(detectCgroupLayout(fixture('cgroup-v2')), '/gone')).toBeUndefined();
@@ -119,6 +136,79 @@ describe('cgroup files', () => {
     expect(weightToShares(1)).toBe(2);
     expect(weightToShares(100)).toBe(2597);
     expect(weightToShares(10000)).toBe(262144);
+  });
+});
+
+describe('block I/O files', () => {
+  const THROTTLE = `8:0 Read 4096
+8:0 Write 8192
+8:0 Sync 12288
+8:0 Async 0
+8:0 Discard 0
+8:0 Total 12288
+253:1 Read 0
+253:1 Write 512
+253:1 Sync 0
+253:1 Async 512
+253:1 Discard 0
+253:1 Total 512
+Total 12800
+`;
+
+  it('parses v1 blkio Read and Write per device, skipping Sync/Async/Discard/Total', () => {
+    expect(parseBlkio(THROTTLE, 'x')).toEqual(
+      new Map([
+        ['8:0', { read: 4096, write: 8192 }],
+        ['253:1', { read: 0, write: 512 }],
+      ]),
+    );
+  });
+
+  it('an empty blkio file or a lone "Total 0" has no devices', () => {
+    expect(parseBlkio('', 'x').size).toBe(0);
+    expect(parseBlkio('Total 0\n', 'x').size).toBe(0);
+  });
+
+  it('a garbled blkio line fails, naming the file', () => {
+    expect(() => parseBlkio('8:0 Read\n', 'blkio.throttle.io_serviced')).toThrow(
+      /blkio.throttle.io_serviced/,
+    );
+    expect(() => parseBlkio('8:0 Read x\n', 'blkio.throttle.io_serviced')).toThrow(/8:0 Read/);
+  });
+
+  it('parses v2 io.stat: rbytes/wbytes/rios/wios, other keys ignored, empty file = no devices', () => {
+    expect(parseIoStat('8:16 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6\n', 'io.stat')).toEqual([
+      { device: '8:16', readBytes: 1, writeBytes: 2, reads: 3, writes: 4 },
+    ]);
+    // Older kernels print fewer keys; missing ones count as 0.
+    expect(parseIoStat('8:0 rbytes=10 wbytes=20 rios=1 wios=2\n', 'io.stat')[0]).toMatchObject({
+      readBytes: 10,
+      writes: 2,
+    });
+    expect(parseIoStat('', 'io.stat')).toEqual([]);
+    expect(() => parseIoStat('8:0 rbytes\n', 'io.stat')).toThrow(/io.stat/);
+  });
+
+  it("v1 takes the first of runc's file pairs that has entries (BFQ, CFQ, throttle recursive, throttle)", () => {
+    const files: Record<string, string> = {
+      'blkio.bfq.io_serviced_recursive': 'Total 0\n',
+      'blkio.throttle.io_serviced_recursive': THROTTLE,
+      'blkio.throttle.io_service_bytes_recursive': THROTTLE.replaceAll(/ (\d+)$/gm, ' $10'),
+    };
+    const read = (_dir: string, file: string) => files[file];
+    expect(readBlkio('/x', read)).toEqual([
+      { device: '8:0', readBytes: 40960, writeBytes: 81920, reads: 4096, writes: 8192 },
+      { device: '253:1', readBytes: 0, writeBytes: 5120, reads: 0, writes: 512 },
+    ]);
+    // BFQ with entries wins (runc's order), even though the throttle files have more.
+    files['blkio.bfq.io_serviced_recursive'] = '8:0 Read 1\n8:0 Write 2\nTotal 3\n';
+    files['blkio.bfq.io_service_bytes_recursive'] = '8:0 Read 512\n8:0 Write 1024\nTotal 1536\n';
+    expect(readBlkio('/x', read)).toEqual([
+      { device: '8:0', readBytes: 512, writeBytes: 1024, reads: 1, writes: 2 },
+    ]);
+    // Nothing anywhere (no I/O yet, or no accounting): undefined.
+    expect(readBlkio('/x', () => 'Total 0\n')).toBeUndefined();
+    expect(readBlkio('/x', () => undefined, BLKIO_FILES)).toBeUndefined();
   });
 });
 

@@ -9,17 +9,26 @@ import { fieldsOf, isAbsent, numberFrom, readKernelFileSync } from '../procfs.ts
  */
 export type CgroupLayout =
   | { readonly version: 2; readonly root: string }
-  | { readonly version: 1; readonly cpu: string; readonly cpuacct: string; readonly memory: string };
+  | {
+      readonly version: 1;
+      readonly cpu: string;
+      readonly cpuacct: string;
+      readonly memory: string;
+      /** Absent when the blkio controller is not mounted: no container_fs_* series then. */
+      readonly blkio?: string;
+    };
 
 export function detectCgroupLayout(cgroupRoot: string): CgroupLayout {
   if (existsSync(join(cgroupRoot, 'cgroup.controllers'))) return { version: 2, root: cgroupRoot };
   const first = (...names: string[]) =>
     names.map((n) => join(cgroupRoot, n)).find((dir) => existsSync(dir)) ?? join(cgroupRoot, names[0]!);
+  const blkio = join(cgroupRoot, 'blkio');
   return {
     version: 1,
     cpu: first('cpu', 'cpu,cpuacct', 'cpuacct,cpu'),
     cpuacct: first('cpuacct', 'cpu,cpuacct', 'cpuacct,cpu'),
     memory: first('memory'),
+    ...(existsSync(blkio) ? { blkio } : {}),
   };
 }
 
@@ -54,6 +63,127 @@ export interface CgroupStats {
   /** 0 when unlimited, as cAdvisor reports it. */
   memoryLimit?: number;
   oomEvents?: number;
+  /** Block I/O per device (container_fs_*): only devices the cgroup did I/O on, as the kernel lists them. */
+  io?: DeviceIo[];
+}
+
+/** One device's block I/O counters of a cgroup (recursive: its descendants included). */
+export interface DeviceIo {
+  /** `major:minor`, named by the collector (/sys/dev/block/<major:minor>/uevent). */
+  readonly device: string;
+  readBytes: number;
+  writeBytes: number;
+  reads: number;
+  writes: number;
+}
+
+/**
+ * The v1 blkio files cAdvisor reads, in runc's order: per pair (io_serviced, io_service_bytes),
+ * the first whose io_serviced has entries wins. BFQ's files count only I/O on devices the BFQ
+ * scheduler runs; CFQ's exist only on kernels before 5.0; the throttle files count every device.
+ */
+export const BLKIO_FILES: readonly (readonly [serviced: string, bytes: string])[] = [
+  ['blkio.bfq.io_serviced_recursive', 'blkio.bfq.io_service_bytes_recursive'],
+  ['blkio.io_serviced_recursive', 'blkio.io_service_bytes_recursive'],
+  ['blkio.throttle.io_serviced_recursive', 'blkio.throttle.io_service_bytes_recursive'],
+  ['blkio.throttle.io_serviced', 'blkio.throttle.io_service_bytes'],
+];
+
+/**
+ * A v1 blkio stat file (`<major:minor> <Read|Write|Sync|Async|Discard|Total> <n>` lines and a last
+ * `Total <n>`) as Read and Write per device. An empty file or a lone `Total 0` gives no devices.
+ */
+export function parseBlkio(text: string, where: string): Map<string, { read: number; write: number }> {
+  const out = new Map<string, { read: number; write: number }>();
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const first = text.indexOf(' ', start);
+    if (end > start && !text.startsWith('Total', start)) {
+      const second = first < 0 ? -1 : text.indexOf(' ', first + 1);
+      if (first < 0 || second < 0 || second > end)
+        throw new Error(`${where}: malformed line ${JSON.stringify(text.slice(start, end))}`);
+      const op = text.slice(first + 1, second);
+      if (op === 'Read' || op === 'Write') {
+        const device = text.slice(start, first);
+        let entry = out.get(device);
+        if (!entry) {
+          entry = { read: 0, write: 0 };
+          out.set(device, entry);
+        }
+        const value = numberFrom(text.slice(second + 1, end).trim(), `${where} ${device} ${op}`);
+        if (op === 'Read') entry.read = value;
+        else entry.write = value;
+      }
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+/**
+ * v2 io.stat (`<major:minor> rbytes=… wbytes=… rios=… wios=… dbytes=… dios=…` per device) as
+ * cAdvisor maps it: rbytes/wbytes → bytes read/written, rios/wios → reads/writes.
+ */
+export function parseIoStat(text: string, where: string): DeviceIo[] {
+  const out: DeviceIo[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const [device = '', ...pairs] = fieldsOf(line);
+    const io: DeviceIo = { device, readBytes: 0, writeBytes: 0, reads: 0, writes: 0 };
+    for (const pair of pairs) {
+      const eq = pair.indexOf('=');
+      if (eq < 0) throw new Error(`${where}: malformed line ${JSON.stringify(line)}`);
+      const key = pair.slice(0, eq);
+      const field =
+        key === 'rbytes'
+          ? 'readBytes'
+          : key === 'wbytes'
+            ? 'writeBytes'
+            : key === 'rios'
+              ? 'reads'
+              : key === 'wios'
+                ? 'writes'
+                : undefined;
+      if (field) io[field] = numberFrom(pair.slice(eq + 1), `${where} ${device} ${key}`);
+    }
+    out.push(io);
+  }
+  return out;
+}
+
+/**
+ * A v1 cgroup's block I/O from the first of `files` (see BLKIO_FILES) that has entries; undefined
+ * when none has (no I/O yet, or no accounting: throttle stats count only on a queue where
+ * blk-throttle was ever configured, on recent kernels).
+ */
+export function readBlkio(
+  dir: string,
+  read: Read,
+  files: readonly (readonly [string, string])[] = BLKIO_FILES,
+): DeviceIo[] | undefined {
+  for (const [servicedFile, bytesFile] of files) {
+    const servicedText = read(dir, servicedFile);
+    if (servicedText === undefined) continue;
+    const serviced = parseBlkio(servicedText, servicedFile);
+    if (serviced.size === 0) continue;
+    const bytesText = read(dir, bytesFile);
+    const bytes = bytesText === undefined ? new Map() : parseBlkio(bytesText, bytesFile);
+    const out: DeviceIo[] = [];
+    for (const [device, ops] of serviced) {
+      const b = bytes.get(device);
+      out.push({
+        device,
+        readBytes: b?.read ?? 0,
+        writeBytes: b?.write ?? 0,
+        reads: ops.read,
+        writes: ops.write,
+      });
+    }
+    return out;
+  }
+  return undefined;
 }
 
 /** `key value` lines (cpu.stat, memory.stat, cpuacct.stat, memory.events) as a map. */
@@ -76,6 +206,9 @@ export function parseFlatKeyed(text: string, where: string): Map<string, number>
   return out;
 }
 
+/** `key ` and `\nkey `, made once per key rather than per file read. */
+const NEEDLES = new Map<string, readonly [first: string, later: string]>();
+
 /**
  * The values of a few keys of a `key value` file, without building a map of all of them:
  * memory.stat has ≈ 40 lines and we need 5, for every container at every scrape.
@@ -87,12 +220,24 @@ export function pickKeyed<K extends string>(
 ): Partial<Record<K, number>> {
   const out: Partial<Record<K, number>> = {};
   for (const key of keys) {
-    const at = text.startsWith(`${key} `) ? 0 : text.indexOf(`\n${key} `) + 1;
-    if (at === 0 && !text.startsWith(`${key} `)) continue;
-    const from = at + key.length + 1;
+    let needles = NEEDLES.get(key);
+    if (needles === undefined) {
+      needles = [`${key} `, `\n${key} `];
+      NEEDLES.set(key, needles);
+    }
+    const [first, later] = needles;
+    let from: number;
+    if (text.startsWith(first)) from = first.length;
+    else {
+      const at = text.indexOf(later);
+      if (at < 0) continue;
+      from = at + later.length;
+    }
     let end = text.indexOf('\n', from);
     if (end < 0) end = text.length;
-    out[key] = numberFrom(text.slice(from, end).trim(), `${where} ${key}`);
+    // Number() trims; the name of the failing file is built only on failure (this runs ≈ 20× per container).
+    const value = end > from ? Number(text.slice(from, end)) : Number.NaN;
+    out[key] = Number.isFinite(value) ? value : numberFrom(text.slice(from, end).trim(), `${where} ${key}`);
   }
   return out;
 }
@@ -130,6 +275,18 @@ const V1_MEMORY_KEYS = [
   'total_inactive_file',
 ] as const;
 const V2_MEMORY_KEYS = ['anon', 'file', 'file_mapped', 'inactive_file'] as const;
+const V1_CPU_KEYS = ['nr_periods', 'nr_throttled', 'throttled_time'] as const;
+const V2_CPU_KEYS = [
+  'usage_usec',
+  'user_usec',
+  'system_usec',
+  'nr_periods',
+  'nr_throttled',
+  'throttled_usec',
+] as const;
+const ACCT_KEYS = ['user', 'system'] as const;
+const OOM_KEYS = ['oom_kill'] as const;
+const EVENT_KEYS = ['oom_kill', 'max'] as const;
 
 /** USER_HZ of cpuacct.stat: fixed at 100 for userspace on every architecture. */
 const USER_HZ = 100;
@@ -164,6 +321,36 @@ export const readOptional: Read = (dir, file) => {
 const workingSet = (usage: number | undefined, inactiveFile: number | undefined) =>
   usage === undefined ? undefined : Math.max(0, usage - (inactiveFile ?? 0));
 
+/** Where one cgroup's files are, per hierarchy (v2: the same directory for all). */
+export interface CgroupDirs {
+  readonly memory: string;
+  readonly cpu: string;
+  readonly cpuacct: string;
+  readonly blkio?: string;
+}
+
+export function cgroupDirsOf(layout: CgroupLayout, path: string): CgroupDirs {
+  if (layout.version === 2) {
+    const dir = join(layout.root, path);
+    return { memory: dir, cpu: dir, cpuacct: dir, blkio: dir };
+  }
+  return {
+    memory: join(layout.memory, path),
+    cpu: join(layout.cpu, path),
+    cpuacct: join(layout.cpuacct, path),
+    ...(layout.blkio !== undefined ? { blkio: join(layout.blkio, path) } : {}),
+  };
+}
+
+export interface ReadOptions {
+  /** false: skip the limit files (see readCgroupStats). Default true. */
+  readonly spec?: boolean;
+  /** v1: the blkio files to try (BLKIO_FILES, or the part of it worth trying this scrape). */
+  readonly blkioFiles?: readonly (readonly [string, string])[];
+  /** The cgroup's directories, when the caller keeps them (saves a path join per file). */
+  readonly dirs?: CgroupDirs;
+}
+
 /**
  * Stats of the cgroup at `path` (relative to the hierarchy roots, e.g. /docker/<id>) from v1 files.
  * Returns undefined when the cgroup is gone (the container stopped since it was listed).
@@ -172,9 +359,11 @@ export function readCgroupV1(
   layout: Extract<CgroupLayout, { version: 1 }>,
   path: string,
   read: Read = readOptional,
-  spec = true,
+  options: ReadOptions = {},
 ): CgroupStats | undefined {
-  const mem = join(layout.memory, path);
+  const spec = options.spec ?? true;
+  const dirs = options.dirs ?? cgroupDirsOf(layout, path);
+  const mem = dirs.memory;
   const usage = read(mem, 'memory.usage_in_bytes');
   if (usage === undefined) return undefined;
   const stats: CgroupStats = {};
@@ -196,28 +385,29 @@ export function readCgroupV1(
     stats.memoryWorkingSet = workingSet(stats.memoryUsage, m.total_inactive_file);
   }
   const oom = read(mem, 'memory.oom_control');
-  if (oom !== undefined) stats.oomEvents = parseFlatKeyed(oom, 'memory.oom_control').get('oom_kill');
+  if (oom !== undefined) stats.oomEvents = pickKeyed(oom, OOM_KEYS, 'memory.oom_control').oom_kill;
 
-  const acct = join(layout.cpuacct, path);
+  const acct = dirs.cpuacct;
   const usageNs = read(acct, 'cpuacct.usage');
   if (usageNs !== undefined) stats.cpuUsageSeconds = numberFrom(usageNs.trim(), 'cpuacct.usage') / 1e9;
   const acctStat = read(acct, 'cpuacct.stat');
   if (acctStat !== undefined) {
-    const a = parseFlatKeyed(acctStat, 'cpuacct.stat');
-    const user = a.get('user');
-    const system = a.get('system');
-    if (user !== undefined) stats.cpuUserSeconds = user / USER_HZ;
-    if (system !== undefined) stats.cpuSystemSeconds = system / USER_HZ;
+    const a = pickKeyed(acctStat, ACCT_KEYS, 'cpuacct.stat');
+    if (a.user !== undefined) stats.cpuUserSeconds = a.user / USER_HZ;
+    if (a.system !== undefined) stats.cpuSystemSeconds = a.system / USER_HZ;
   }
 
-  const cpu = join(layout.cpu, path);
+  const cpu = dirs.cpu;
   const cpuStat = read(cpu, 'cpu.stat');
   if (cpuStat !== undefined) {
-    const c = parseFlatKeyed(cpuStat, 'cpu.stat');
-    stats.cfsPeriods = c.get('nr_periods');
-    stats.cfsThrottledPeriods = c.get('nr_throttled');
-    const ns = c.get('throttled_time');
-    if (ns !== undefined) stats.cfsThrottledSeconds = ns / 1e9;
+    const c = pickKeyed(cpuStat, V1_CPU_KEYS, 'cpu.stat');
+    stats.cfsPeriods = c.nr_periods;
+    stats.cfsThrottledPeriods = c.nr_throttled;
+    if (c.throttled_time !== undefined) stats.cfsThrottledSeconds = c.throttled_time / 1e9;
+  }
+  if (dirs.blkio !== undefined) {
+    const io = readBlkio(dirs.blkio, read, options.blkioFiles);
+    if (io !== undefined) stats.io = io;
   }
   if (!spec) return stats;
   const quota = read(cpu, 'cpu.cfs_quota_us');
@@ -234,24 +424,22 @@ export function readCgroupV2(
   layout: Extract<CgroupLayout, { version: 2 }>,
   path: string,
   read: Read = readOptional,
-  spec = true,
+  options: ReadOptions = {},
 ): CgroupStats | undefined {
-  const dir = join(layout.root, path);
+  const spec = options.spec ?? true;
+  const dir = options.dirs?.memory ?? join(layout.root, path);
   // cpu.stat's usage lines come from the cgroup core: present even without the cpu controller.
   const cpuStat = read(dir, 'cpu.stat');
   if (cpuStat === undefined) return undefined;
   const stats: CgroupStats = {};
-  const c = parseFlatKeyed(cpuStat, 'cpu.stat');
-  const usec = (key: string) => {
-    const v = c.get(key);
-    return v === undefined ? undefined : v / 1e6;
-  };
-  stats.cpuUsageSeconds = usec('usage_usec');
-  stats.cpuUserSeconds = usec('user_usec');
-  stats.cpuSystemSeconds = usec('system_usec');
-  stats.cfsPeriods = c.get('nr_periods');
-  stats.cfsThrottledPeriods = c.get('nr_throttled');
-  stats.cfsThrottledSeconds = usec('throttled_usec');
+  const c = pickKeyed(cpuStat, V2_CPU_KEYS, 'cpu.stat');
+  const usec = (v: number | undefined) => (v === undefined ? undefined : v / 1e6);
+  stats.cpuUsageSeconds = usec(c.usage_usec);
+  stats.cpuUserSeconds = usec(c.user_usec);
+  stats.cpuSystemSeconds = usec(c.system_usec);
+  stats.cfsPeriods = c.nr_periods;
+  stats.cfsThrottledPeriods = c.nr_throttled;
+  stats.cfsThrottledSeconds = usec(c.throttled_usec);
   const max = spec ? read(dir, 'cpu.max') : undefined;
   if (max !== undefined) {
     const { quota, period } = parseCpuMax(max);
@@ -281,12 +469,15 @@ export function readCgroupV2(
     if (swap !== undefined) stats.memorySwap = numberFrom(swap.trim(), 'memory.swap.current');
     const events = read(dir, 'memory.events');
     if (events !== undefined) {
-      const e = parseFlatKeyed(events, 'memory.events');
-      stats.oomEvents = e.get('oom_kill');
+      const e = pickKeyed(events, EVENT_KEYS, 'memory.events');
+      stats.oomEvents = e.oom_kill;
       // v2 has no failcnt; cAdvisor reports the times usage hit the limit ("max") in its place.
-      stats.memoryFailcnt = e.get('max');
+      stats.memoryFailcnt = e.max;
     }
   }
+  // io.stat exists only where the io controller is enabled for the cgroup; empty before any I/O.
+  const ioStat = read(dir, 'io.stat');
+  if (ioStat !== undefined && ioStat.trim() !== '') stats.io = parseIoStat(ioStat, 'io.stat');
   return stats;
 }
 
@@ -299,11 +490,11 @@ export function readCgroupStats(
   layout: CgroupLayout,
   path: string,
   read: Read = readOptional,
-  spec = true,
+  options: ReadOptions = {},
 ): CgroupStats | undefined {
   return layout.version === 2
-    ? readCgroupV2(layout, path, read, spec)
-    : readCgroupV1(layout, path, read, spec);
+    ? readCgroupV2(layout, path, read, options)
+    : readCgroupV1(layout, path, read, options);
 }
 
 export const SPEC_FIELDS = ['memoryLimit', 'cpuQuota', 'cpuPeriod', 'cpuShares'] as const;
@@ -311,7 +502,9 @@ export const SPEC_FIELDS = ['memoryLimit', 'cpuQuota', 'cpuPeriod', 'cpuShares']
 /** The directories of one cgroup path, one per hierarchy the layout reads. */
 export function cgroupDirs(layout: CgroupLayout, path: string): string[] {
   if (layout.version === 2) return [join(layout.root, path)];
-  return [...new Set([layout.memory, layout.cpu, layout.cpuacct])].map((root) => join(root, path));
+  const roots = [layout.memory, layout.cpu, layout.cpuacct];
+  if (layout.blkio !== undefined) roots.push(layout.blkio);
+  return [...new Set(roots)].map((root) => join(root, path));
 }
 
 /**

@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { metricsSchema } from '../../../shared/config/metrics.ts';
+import { startFakeKubelet } from '../../../shared/pods/fake-kubelet.ts';
+import { KubeletPodSource } from '../../../shared/pods/index.ts';
+import { Lab, tempDir } from '../../../test/lab/index.ts';
 import { collectSamples, fixture, sampleValue } from '../testing.ts';
 import { detectCgroupLayout } from './cgroup.ts';
 import { CONTAINER_FAMILIES, createContainerCollector } from './collector.ts';
 import { createCgroupSource } from './kubelet-cgroups.ts';
+import { podLookupFrom } from './pods.ts';
 import type { PodLookup } from './source.ts';
 
 const POD_UID = '0b7c5a2e-9f3d-4c1e-8a6b-2d4f6e8a0c1b';
@@ -16,13 +20,15 @@ const pods: PodLookup = {
       : undefined,
 };
 
-function collectorFor(root: string, withPods = true) {
+function collectorFor(root: string, withPods: boolean | PodLookup = true) {
   const settings = metricsSchema.parse({ procRoot: fixture('host/proc') });
   const layout = detectCgroupLayout(fixture(root));
-  const source = createCgroupSource(withPods ? { layout, pods } : { layout });
+  const lookup = withPods === true ? pods : withPods === false ? undefined : withPods;
+  const source = createCgroupSource(lookup ? { layout, pods: lookup } : { layout });
   return createContainerCollector({
     settings: settings.containers,
     procRoot: settings.procRoot,
+    sysRoot: fixture('host/sys'),
     layout,
     source,
     clock: () => 1_700_000_000_000,
@@ -60,11 +66,107 @@ describe('container collector', () => {
 
   it('without pod metadata the identity labels are empty but the series are there', async () => {
     const samples = await collectSamples(collectorFor('cgroup-v1', false));
-    const usage = samples.filter((s) => s.name === 'container_memory_usage_bytes');
+    const usage = samples.filter((s) => s.name === 'container_memory_usage_bytes' && s.labels['name'] === ID);
     expect(usage).toHaveLength(1);
     expect(usage[0]!.labels).toMatchObject({ pod: '', namespace: '', container: '', name: ID });
     expect(usage[0]!.value).toBe(52428800);
   });
+
+  it('names containers, image included, from the kubelet /pods (containerStatuses[].image by containerID)', async () => {
+    const lab = new Lab();
+    const kubelet = await startFakeKubelet(await tempDir('metrics-kubelet', lab));
+    try {
+      kubelet.add({
+        uid: POD_UID,
+        namespace: 'shop',
+        name: 'web-0',
+        containers: [{ name: 'nginx', id: ID, image: 'docker.io/library/nginx:1.27' }],
+      });
+      const source = new KubeletPodSource({
+        url: kubelet.url,
+        tokenFile: kubelet.tokenFile,
+        caFile: kubelet.caFile,
+        insecureSkipVerify: false,
+        timeout: 5000,
+        pollInterval: 60_000,
+        refreshMinInterval: 0,
+        deletedGrace: 60_000,
+      });
+      await source.start();
+      try {
+        const samples = await collectSamples(collectorFor('cgroup-v1', podLookupFrom(source)));
+        const usage = samples.filter((s) => s.name === 'container_memory_usage_bytes');
+        expect(usage.map((s) => s.labels)).toEqual(
+          expect.arrayContaining([
+            {
+              id: `/kubepods/burstable/pod${POD_UID}/${ID}`,
+              name: ID,
+              image: 'docker.io/library/nginx:1.27',
+              container: 'nginx',
+              pod: 'web-0',
+              namespace: 'shop',
+            },
+            // The pod's own cgroup: no image, as the kubelet's cAdvisor shows it.
+            {
+              id: `/kubepods/burstable/pod${POD_UID}`,
+              name: '',
+              image: '',
+              container: '',
+              pod: 'web-0',
+              namespace: 'shop',
+            },
+          ]),
+        );
+      } finally {
+        source.stop();
+      }
+    } finally {
+      await kubelet.close();
+      await lab.cleanup();
+    }
+  });
+
+  for (const [tree, podPath, containerPath] of [
+    ['cgroup-v1', `/kubepods/burstable/pod${POD_UID}`, `/kubepods/burstable/pod${POD_UID}/${ID}`],
+    [
+      'cgroup-v2',
+      `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${POD_UID.replaceAll('-', '_')}.slice`,
+      `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${POD_UID.replaceAll('-', '_')}.slice/cri-containerd-${ID}.scope`,
+    ],
+  ] as const) {
+    it(`container_fs_* per device, named /dev/<DEVNAME> from sysfs, major:minor when sysfs does not know it (${tree})`, async () => {
+      const samples = await collectSamples(collectorFor(tree));
+      const sda = { id: containerPath, device: '/dev/sda', container: 'nginx' };
+      expect(sampleValue(samples, 'container_fs_reads_bytes_total', sda)).toBe(4915200);
+      expect(sampleValue(samples, 'container_fs_writes_bytes_total', sda)).toBe(13926400);
+      expect(sampleValue(samples, 'container_fs_reads_total', sda)).toBe(120);
+      expect(sampleValue(samples, 'container_fs_writes_total', sda)).toBe(340);
+      // 259:0 has no sysfs entry in the fixture: named by its numbers, so that two unknown devices
+      // never share a series.
+      expect(sampleValue(samples, 'container_fs_reads_total', { id: containerPath, device: '259:0' })).toBe(7);
+    });
+
+    it(`the pod cgroup itself, as the kubelet's cAdvisor shows it: container="", name="", pod and namespace set (${tree})`, async () => {
+      const samples = await collectSamples(collectorFor(tree));
+      const pod = { id: podPath, name: '', image: '', container: '', pod: 'web-0', namespace: 'shop' };
+      expect(sampleValue(samples, 'container_memory_usage_bytes', pod)).toBe(62914560);
+      expect(sampleValue(samples, 'container_cpu_usage_seconds_total', { ...pod, cpu: 'total' })).toBe(14);
+      expect(sampleValue(samples, 'container_fs_writes_bytes_total', { ...pod, device: '/dev/sda' })).toBe(
+        14000000,
+      );
+      expect(sampleValue(samples, 'container_start_time_seconds', pod)).toBeGreaterThan(0);
+      // The mixin's container!="" filter keeps exactly the containers; the pod's own series are
+      // what `container=""` selects. No network series for the pod cgroup (cAdvisor has none).
+      const podSeries = samples.filter((s) => s.labels['id'] === podPath);
+      expect(podSeries.every((s) => s.labels['container'] === '')).toBe(true);
+      expect(podSeries.filter((s) => s.name.startsWith('container_network_'))).toEqual([]);
+      expect(
+        samples.filter(
+          (s) => s.name === 'container_memory_working_set_bytes' && s.labels['container'] !== '',
+        ),
+      ).toHaveLength(1);
+    });
+  }
 });
 
 describe('network series per network namespace (cgroup layout, no runtime to ask)', () => {

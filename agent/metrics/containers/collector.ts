@@ -1,18 +1,24 @@
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import type { ContainersConfig } from '../../../shared/config/metrics.ts';
 import { type Collector, type Emit, type Family, family, type Labels } from '../collector.ts';
 import { parseNetDev } from '../collectors/netdev.ts';
 import {
+  BLKIO_FILES,
+  type CgroupDirs,
   type CgroupLayout,
   type CgroupStats,
   cgroupDirs,
+  cgroupDirsOf,
+  parseBlkio,
   type Read,
   readCgroupStats,
   readOptional,
   SPEC_FIELDS,
   SPEC_FILES,
+  scanRoot,
 } from './cgroup.ts';
 import { createFileHandles } from './handles.ts';
+import { createPodCgroups } from './kubelet-cgroups.ts';
 import type { ContainerInfo, ContainerSource } from './source.ts';
 
 // Names, types and help texts as cAdvisor (and so the kubelet's /metrics/cadvisor) exposes them.
@@ -22,7 +28,7 @@ const g = (name: string, help: string) => family(name, 'gauge', help);
 export const CPU_USAGE = c('container_cpu_usage_seconds_total', 'Cumulative cpu time consumed in seconds.');
 
 /** Stats fields and the family each becomes; a field left undefined emits nothing. */
-const STAT_FAMILIES: readonly (readonly [keyof CgroupStats, Family])[] = [
+const STAT_FAMILIES: readonly (readonly [Exclude<keyof CgroupStats, 'io'>, Family])[] = [
   ['cpuUserSeconds', c('container_cpu_user_seconds_total', 'Cumulative user cpu time consumed in seconds.')],
   [
     'cpuSystemSeconds',
@@ -91,6 +97,12 @@ const NETWORK: readonly (readonly [number, Family])[] = [
   ],
 ];
 
+/** Block I/O per device (cgroup v1 blkio, v2 io.stat), cAdvisor's DiskIO metrics. */
+const FS_READ_BYTES = c('container_fs_reads_bytes_total', 'Cumulative count of bytes read');
+const FS_WRITE_BYTES = c('container_fs_writes_bytes_total', 'Cumulative count of bytes written');
+const FS_READS = c('container_fs_reads_total', 'Cumulative count of reads completed');
+const FS_WRITES = c('container_fs_writes_total', 'Cumulative count of writes completed');
+
 export const CONTAINER_FAMILIES: readonly Family[] = [
   CPU_USAGE,
   ...STAT_FAMILIES.map(([, f]) => f),
@@ -99,6 +111,10 @@ export const CONTAINER_FAMILIES: readonly Family[] = [
   START_TIME,
   LAST_SEEN,
   ...NETWORK.map(([, f]) => f),
+  FS_READ_BYTES,
+  FS_WRITE_BYTES,
+  FS_READS,
+  FS_WRITES,
 ];
 
 /** How long container_spec_* values are reused before their files are read again. */
@@ -109,6 +125,8 @@ type Spec = Pick<CgroupStats, (typeof SPEC_FIELDS)[number]> & { readAt: number }
 export interface ContainerCollectorDeps {
   readonly settings: ContainersConfig;
   readonly procRoot: string;
+  /** For block device names (sysRoot/dev/block/<major:minor>/uevent); default /sys. */
+  readonly sysRoot?: string;
   readonly layout: CgroupLayout;
   readonly source: ContainerSource;
   readonly clock?: () => number;
@@ -122,24 +140,41 @@ export interface ContainerCollectorDeps {
 export function createContainerCollector(deps: ContainerCollectorDeps): Collector & { close(): void } {
   const { settings, procRoot, layout, source } = deps;
   const clock = deps.clock ?? Date.now;
+  const sysRoot = deps.sysRoot ?? '/sys';
   const exclude = settings.interfaceExclude === '' ? undefined : new RegExp(settings.interfaceExclude);
   const handles = createFileHandles();
   // Files read at every scrape stay open; the limit files, read once a minute, are not worth a
   // held descriptor (every open fd also costs the agent's process_open_fds a directory entry).
   const read: Read = (dir, file) =>
-    SPEC_FILES.has(file) ? readOptional(dir, file) : handles.read(`${dir}/${file}`);
-  // Label sets built once per container (and interface), so the registry renders each once.
-  const cpuTotal = new WeakMap<ContainerInfo, Labels>();
-  const perInterface = new WeakMap<ContainerInfo, Map<string, Labels>>();
+    SPEC_FILES.has(file) ? readOptional(dir, file) : handles.read(dir, file);
+  const podCgroups = createPodCgroups(scanRoot(layout));
+  const blkio = blkioFilesOf(layout);
+  const deviceName = deviceNames(sysRoot);
+  // Per container, built once: its directories (the same strings at every read, so the handle
+  // map never hashes a new path) and its label sets, so the registry renders each once.
+  const states = new WeakMap<ContainerInfo, ContainerState>();
+  const stateOf = (info: ContainerInfo): ContainerState => {
+    let state = states.get(info);
+    if (!state) {
+      state = { dirs: cgroupDirsOf(layout, info.cgroupPath), interfaces: new Map(), devices: new Map() };
+      states.set(info, state);
+    }
+    return state;
+  };
   /** cgroup path → the pid whose net/dev we hold open, to close both when the container goes. */
   let seen = new Map<string, number | undefined>();
   const specs = new Map<string, Spec>();
 
   /** Stats with the spec fields filled from the cache, re-read once it is SPEC_REFRESH_MS old. */
-  const statsOf = (info: ContainerInfo, nowMs: number): CgroupStats | undefined => {
+  const statsOf = (
+    info: ContainerInfo,
+    dirs: CgroupDirs,
+    blkioFiles: BlkioFiles,
+    nowMs: number,
+  ): CgroupStats | undefined => {
     const cached = specs.get(info.cgroupPath);
     const fresh = cached !== undefined && nowMs - cached.readAt < SPEC_REFRESH_MS;
-    const stats = readCgroupStats(layout, info.cgroupPath, read, !fresh);
+    const stats = readCgroupStats(layout, info.cgroupPath, read, { spec: !fresh, dirs, blkioFiles });
     if (!stats) return undefined;
     if (fresh) {
       for (const field of SPEC_FIELDS) if (cached[field] !== undefined) stats[field] = cached[field];
@@ -151,23 +186,36 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
     return stats;
   };
 
-  const network = (info: ContainerInfo, pid: number | undefined, emit: Emit) => {
+  const network = (info: ContainerInfo, state: ContainerState, pid: number | undefined, emit: Emit) => {
     if (pid === undefined) return;
-    const text = handles.read(`${procRoot}/${pid}/net/dev`);
-    if (text === undefined) return;
-    let byInterface = perInterface.get(info);
-    if (!byInterface) {
-      byInterface = new Map();
-      perInterface.set(info, byInterface);
+    if (state.netDir === undefined || state.netPid !== pid) {
+      state.netDir = `${procRoot}/${pid}/net`;
+      state.netPid = pid;
     }
+    const text = handles.read(state.netDir, 'dev');
+    if (text === undefined) return;
     for (const [iface, values] of parseNetDev(text)) {
       if (exclude?.test(iface)) continue;
-      let labels = byInterface.get(iface);
+      let labels = state.interfaces.get(iface);
       if (!labels) {
         labels = { ...info.labels, interface: iface };
-        byInterface.set(iface, labels);
+        state.interfaces.set(iface, labels);
       }
       for (const [column, f] of NETWORK) emit(f, values[column]!, labels);
+    }
+  };
+
+  const fs = (info: ContainerInfo, state: ContainerState, stats: CgroupStats, emit: Emit) => {
+    for (const io of stats.io ?? []) {
+      let labels = state.devices.get(io.device);
+      if (!labels) {
+        labels = { ...info.labels, device: deviceName(io.device) };
+        state.devices.set(io.device, labels);
+      }
+      emit(FS_READ_BYTES, io.readBytes, labels);
+      emit(FS_WRITE_BYTES, io.writeBytes, labels);
+      emit(FS_READS, io.reads, labels);
+      emit(FS_WRITES, io.writes, labels);
     }
   };
 
@@ -183,21 +231,27 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
       const nowMs = clock();
       const now = nowMs / 1000;
       const current = new Map<string, number | undefined>();
-      const list = source.list();
-      const reportsNetwork = networkOwners(list, procRoot, layout, read);
+      const list = podCgroups(source.list());
+      // A process inside each container (for its netns); read from cgroup.procs where the source
+      // does not know it, and not at all where the container has no network series of its own.
+      const pids = new Map<ContainerInfo, number | undefined>();
+      for (const info of list)
+        pids.set(
+          info,
+          info.pid ?? (info.ownNetwork === false ? undefined : firstPid(stateOf(info).dirs, read)),
+        );
+      const reportsNetwork = networkOwners(list, procRoot, (info) => pids.get(info));
+      const blkioFiles = blkio(read);
       for (const info of list) {
-        const pid = info.pid ?? firstPid(layout, info.cgroupPath, read);
+        const state = stateOf(info);
+        const pid = pids.get(info);
         current.set(info.cgroupPath, pid);
-        const stats = statsOf(info, nowMs);
+        const stats = statsOf(info, state.dirs, blkioFiles, nowMs);
         if (!stats) continue;
         const labels = info.labels;
         if (stats.cpuUsageSeconds !== undefined) {
-          let withCpu = cpuTotal.get(info);
-          if (!withCpu) {
-            withCpu = { ...labels, cpu: 'total' };
-            cpuTotal.set(info, withCpu);
-          }
-          emit(CPU_USAGE, stats.cpuUsageSeconds, withCpu);
+          state.cpuTotal ??= { ...labels, cpu: 'total' };
+          emit(CPU_USAGE, stats.cpuUsageSeconds, state.cpuTotal);
         }
         for (const [field, f] of STAT_FAMILIES) {
           const value = stats[field];
@@ -207,7 +261,8 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
         if (stats.cpuPeriod) emit(CPU_PERIOD, stats.cpuPeriod, labels);
         if (info.startTime !== undefined) emit(START_TIME, info.startTime, labels);
         emit(LAST_SEEN, now, labels);
-        if (reportsNetwork.has(info)) network(info, pid, emit);
+        if (reportsNetwork.has(info)) network(info, state, pid, emit);
+        fs(info, state, stats, emit);
       }
       for (const [path, pid] of seen) {
         if (!current.has(path)) {
@@ -220,6 +275,63 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
   };
 }
 
+interface ContainerState {
+  readonly dirs: CgroupDirs;
+  cpuTotal?: Labels;
+  readonly interfaces: Map<string, Labels>;
+  /** major:minor → labels with the device's name. */
+  readonly devices: Map<string, Labels>;
+  netDir?: string;
+  netPid?: number;
+}
+
+type BlkioFiles = readonly (readonly [string, string])[];
+
+/**
+ * Which v1 blkio files are worth trying at this scrape. A pair the kernel does not offer at the
+ * hierarchy's root (CFQ's on kernels since 5.0, BFQ's without the BFQ scheduler) is never tried;
+ * a pair whose root file — recursive, so it sums every cgroup — has no entries cannot have any in
+ * a container either, so one read at the root spares one per container. v2 has one file, io.stat.
+ */
+function blkioFilesOf(layout: CgroupLayout): (read: Read) => BlkioFiles {
+  if (layout.version === 2 || layout.blkio === undefined) return () => [];
+  const root = layout.blkio;
+  const offered = BLKIO_FILES.filter(([serviced]) => readOptional(root, serviced) !== undefined);
+  const last = offered.length - 1;
+  return (read) =>
+    offered.filter(
+      ([serviced], i) =>
+        i === last ||
+        !serviced.endsWith('_recursive') ||
+        parseBlkio(read(root, serviced) ?? '', serviced).size > 0,
+    );
+}
+
+/**
+ * cAdvisor's `device` label: /dev/<name> of a major:minor, as its machine info names disks; the
+ * kernel's DEVNAME from sysfs, read once per device. When sysfs does not know it, the major:minor
+ * itself — not cAdvisor's "", which gives two unknown devices the same series (a duplicate that
+ * breaks the scrape).
+ */
+function deviceNames(sysRoot: string): (majorMinor: string) => string {
+  const names = new Map<string, string>();
+  return (majorMinor) => {
+    let name = names.get(majorMinor);
+    if (name === undefined) {
+      name = majorMinor;
+      try {
+        const uevent = readFileSync(`${sysRoot}/dev/block/${majorMinor}/uevent`, 'latin1');
+        const m = /^DEVNAME=(.+)$/m.exec(uevent);
+        if (m) name = `/dev/${m[1]}`;
+      } catch {
+        // Unknown device (gone, or sysfs not the host's).
+      }
+      names.set(majorMinor, name);
+    }
+    return name;
+  };
+}
+
 /**
  * The containers whose network series we report: those the source says own their netns, and —
  * where the source cannot say (the cgroup layout) — one container per network namespace, the
@@ -228,8 +340,7 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
 function networkOwners(
   list: readonly ContainerInfo[],
   procRoot: string,
-  layout: CgroupLayout,
-  read: Read,
+  pidOf: (info: ContainerInfo) => number | undefined,
 ): Set<ContainerInfo> {
   const owners = new Set<ContainerInfo>();
   const unknown: ContainerInfo[] = [];
@@ -257,7 +368,7 @@ function networkOwners(
   const taken = new Set<string>([netnsOf(1), self].filter((ns): ns is string => ns !== undefined));
   unknown.sort((a, b) => Number(a.labels.container !== '') - Number(b.labels.container !== ''));
   for (const info of unknown) {
-    const ns = netnsOf(info.pid ?? firstPid(layout, info.cgroupPath, read));
+    const ns = netnsOf(pidOf(info));
     // Unreadable (no permission, fixture trees): report, as cAdvisor would.
     if (ns === undefined) {
       owners.add(info);
@@ -271,9 +382,8 @@ function networkOwners(
 }
 
 /** The first process of a cgroup (for its network namespace), or undefined if it has none. */
-function firstPid(layout: CgroupLayout, cgroupPath: string, read: Read): number | undefined {
-  const [dir] = cgroupDirs(layout, cgroupPath);
-  const text = read(dir!, 'cgroup.procs');
+function firstPid(dirs: CgroupDirs, read: Read): number | undefined {
+  const text = read(dirs.memory, 'cgroup.procs');
   const first = text === undefined ? Number.NaN : Number.parseInt(text, 10);
   return Number.isNaN(first) ? undefined : first;
 }

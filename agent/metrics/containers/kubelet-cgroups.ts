@@ -74,7 +74,12 @@ export function createCgroupSource(opts: CgroupSourceOptions): ContainerSource {
     if (cached && (cached.labels.container !== '' || !opts.pods)) return cached;
     const meta = opts.pods?.container(cg.podUid, cg.containerId);
     // Same labels as last time: keep the object, so its rendered label text is reused.
-    if (cached && meta?.pod === cached.labels.pod && meta?.container === cached.labels.container)
+    if (
+      cached &&
+      meta?.pod === cached.labels.pod &&
+      meta?.container === cached.labels.container &&
+      meta?.image === cached.labels.image
+    )
       return cached;
     let startTime: number | undefined;
     try {
@@ -113,5 +118,52 @@ export function createCgroupSource(opts: CgroupSourceOptions): ContainerSource {
         signal.addEventListener('abort', () => resolve(), { once: true });
       });
     },
+  };
+}
+
+/**
+ * The pod cgroups above the containers, as the kubelet's /metrics/cadvisor also exposes them: the
+ * pod's own cgroup (id=…/pod<uid>, container="", name="", image="", pod and namespace set — the
+ * kubelet names it from its pod list). Its numbers include every container of the pod and the
+ * pause container, which is why the kubernetes-mixin filters `container!=""` where it sums
+ * containers and reads these where it wants a pod's total. Found for either source: a container
+ * cgroup whose parent is a kubelet pod cgroup (containerd and CRI-O, or Docker with the kubepods
+ * cgroup parent). No network series: cAdvisor reports none for a pod cgroup (the pause container
+ * holds the pod's netns). Info objects are kept while their labels stay, so label text is reused.
+ */
+export function createPodCgroups(root: string): (list: readonly ContainerInfo[]) => ContainerInfo[] {
+  let known = new Map<string, ContainerInfo>();
+  return (list) => {
+    const found = new Map<string, ContainerInfo>();
+    for (const info of list) {
+      const slash = info.cgroupPath.lastIndexOf('/');
+      if (slash <= 0) continue;
+      const parent = info.cgroupPath.slice(0, slash);
+      if (!POD_DIR.test(parent.slice(parent.lastIndexOf('/') + 1))) continue;
+      const named = found.get(parent);
+      if (named && named.labels.pod !== '') continue;
+      const { pod, namespace } = info.labels;
+      const cached = known.get(parent);
+      if (cached && cached.labels.pod === pod && cached.labels.namespace === namespace) {
+        found.set(parent, cached);
+        continue;
+      }
+      if (named && pod === '') continue;
+      let startTime: number | undefined;
+      try {
+        const st = statSync(join(root, parent));
+        startTime = (st.birthtimeMs || st.ctimeMs) / 1000;
+      } catch {
+        continue; // gone meanwhile
+      }
+      found.set(parent, {
+        cgroupPath: parent,
+        ownNetwork: false,
+        startTime,
+        labels: { id: parent, name: '', image: '', container: '', pod, namespace },
+      });
+    }
+    known = found;
+    return [...list, ...found.values()];
   };
 }

@@ -1,0 +1,83 @@
+/**
+ * Where a scrape's CPU goes, in-process (not a bench: no anchor). Starts the lab's dockerd with N
+ * busybox containers, builds the metrics module as the agent does (docker source, all host
+ * collectors), and times registry.metrics() + gzip (what GET /metrics does) per scrape, then the
+ * container collector alone. Run with `--cpu-prof` for a V8 profile of the scrape loop:
+ *
+ *   node_modules/.bin/node --cpu-prof --cpu-prof-dir=/tmp/prof bench/metrics/profile.ts 50 500
+ */
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import { createMetrics } from '../../agent/metrics/index.ts';
+import { metricsSchema } from '../../shared/config/metrics.ts';
+import { createLogger } from '../../shared/logger.ts';
+import { importBusybox, Lab, startDockerd, waitFor } from '../../test/lab/index.ts';
+
+const gzipAsync = promisify(gzip);
+const containers = Number(process.argv[2] ?? 50);
+const scrapes = Number(process.argv[3] ?? 300);
+
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+const lab = new Lab();
+try {
+  const dockerd = await startDockerd({ lab });
+  await importBusybox(dockerd.socketPath);
+  for (let i = 0; i < containers; i += 10) {
+    await Promise.all(
+      Array.from({ length: Math.min(10, containers - i) }, (_, j) =>
+        dockerd.docker([
+          'run',
+          '--detach',
+          '--network',
+          'none',
+          '--name',
+          `prof-${i + j}`,
+          '--label',
+          `io.kubernetes.pod.name=prof-${i + j}`,
+          '--label',
+          'io.kubernetes.pod.namespace=bench',
+          '--label',
+          'io.kubernetes.container.name=sleep',
+          'local/busybox',
+          'sleep',
+          '3600',
+        ]),
+      ),
+    );
+  }
+  const settings = metricsSchema.parse({
+    containers: { source: 'docker', dockerSocket: dockerd.socketPath },
+  });
+  const metrics = createMetrics(settings, { log: createLogger('silent'), node: 'prof' });
+  const controller = new AbortController();
+  const running = metrics.run(controller.signal);
+  await waitFor(async () => metrics.source!.list().length === containers, {
+    what: 'containers listed',
+    timeoutMs: 30_000,
+  });
+  for (let i = 0; i < 20; i++) await gzipAsync(await metrics.registry.metrics(), { level: 1 });
+  const text = await metrics.registry.metrics();
+  const c0 = cpuMs();
+  for (let i = 0; i < scrapes; i++) await gzipAsync(await metrics.registry.metrics(), { level: 1 });
+  const whole = (cpuMs() - c0) / scrapes;
+  const c1 = cpuMs();
+  for (let i = 0; i < scrapes; i++) await metrics.scrape();
+  const collect = (cpuMs() - c1) / scrapes;
+  console.log(
+    JSON.stringify({
+      containers,
+      samples: text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length,
+      bytes: text.length,
+      scrapeCpuMs: Number(whole.toFixed(3)),
+      collectOnlyCpuMs: Number(collect.toFixed(3)),
+    }),
+  );
+  controller.abort();
+  await running;
+} finally {
+  await lab.cleanup();
+}
