@@ -1,10 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import type { AgentModule } from '../agent/module.ts';
 import { type Config, type ConfigInput, configSchema } from '../shared/config/schema.ts';
 import type { Lab } from '../test/lab/index.ts';
 import type { LogRecord } from './record.ts';
+import type { Sink, SinkRecord } from './sink/index.ts';
 
 /**
  * Test helpers shaped like a kubelet node: /var/log/pods/<ns>_<pod>_<uid>/<container>/0.log and
@@ -119,4 +121,19 @@ export function readRecords(path: string): LogRecord[] {
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as LogRecord);
+}
+
+/** Opens a sink, sends `records` in one batch, closes it (also when the send fails). */
+export async function sendOnce(sink: Sink, records: readonly SinkRecord[]): Promise<void> {
+  await sink.open();
+  try {
+    await sink.send(records);
+  } finally {
+    await sink.close();
+  }
+}
+
+/** The values read back equal the values sent, in any order (partitions interleave). */
+export function sameValues(got: readonly { value: string | null }[], sent: readonly SinkRecord[]): void {
+  expect(got.map((r) => r.value).sort()).toEqual(sent.map((r) => r.value.toString()).sort());
 }

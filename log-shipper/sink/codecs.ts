@@ -1,6 +1,6 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { CompressionCodecs, CompressionTypes } from 'kafkajs';
+import kafkajs, { CompressionTypes } from 'kafkajs';
 import type { KafkaCompression } from '../../shared/config/logs.ts';
 
 /**
@@ -46,7 +46,8 @@ async function codecFor(name: 'snappy' | 'lz4' | 'zstd'): Promise<Codec> {
 export async function kafkajsCompression(name: KafkaCompression): Promise<CompressionTypes> {
   if (name !== 'none' && name !== 'gzip') {
     const codec = await codecFor(name);
-    (CompressionCodecs as Record<number, () => Codec>)[TYPES[name]] = () => codec;
+    // Through the default export: Node's CommonJS interop does not see this one as a named export.
+    (kafkajs.CompressionCodecs as Record<number, () => Codec>)[TYPES[name]] = () => codec;
   }
   return TYPES[name];
 }

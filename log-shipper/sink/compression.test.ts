@@ -3,6 +3,7 @@ import { logsSchema } from '../../shared/config/logs.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { type KafkaMock, Lab, skipReason, startKafka } from '../../test/lab/index.ts';
 import { storedBatches } from '../../test/lab/kafka-batches.ts';
+import { sameValues, sendOnce } from '../test-kubelet.ts';
 import { createSink } from './index.ts';
 import type { SinkRecord } from './sink.ts';
 
@@ -53,15 +54,9 @@ describe.skipIf(skip).each(CLIENTS)('Kafka batch compression via %s', (client) =
     });
     const sink = createSink(options, createLogger('silent'));
     const sent = records(topic, 2000);
-    await sink.open();
-    try {
-      await sink.send(sent);
-    } finally {
-      await sink.close();
-    }
+    await sendOnce(sink, sent);
 
-    const got = await kafka.readTopic(topic);
-    expect(got.map((r) => r.value).sort()).toEqual(sent.map((r) => r.value.toString()).sort());
+    sameValues(await kafka.readTopic(topic), sent);
 
     const batches = await storedBatches(kafka.brokers[0]!, topic, PARTITIONS);
     expect(batches.length).toBeGreaterThan(0);

@@ -3,7 +3,7 @@ import type { MessageToProduce, Partitioner, Producer, SASLOptions } from '@plat
 import { NodewardError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { type KafkaSinkOptions, kafkaSecurity } from './kafka.ts';
-import { type Sink, type SinkRecord, sinkError } from './sink.ts';
+import { isTlsFailure, type Sink, type SinkRecord, sinkError } from './sink.ts';
 
 type Message = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
 type BufferProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
@@ -14,6 +14,7 @@ type BufferProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
  * without its prefix (NETWORK, TIMEOUT, USER, …).
  */
 export function platformaticReason(err: unknown): string {
+  if (isTlsFailure(err)) return 'tls';
   let fallback: string | undefined;
   const seen = new Set<unknown>();
   const visit = (e: unknown, depth: number): string | undefined => {

@@ -14,7 +14,7 @@ import type { KafkaCompression } from '../../shared/config/logs.ts';
 import { NodewardError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { kafkajsCompression } from './codecs.ts';
-import { type Sink, type SinkRecord, sinkError } from './sink.ts';
+import { isTlsFailure, type Sink, type SinkRecord, sinkError } from './sink.ts';
 
 export interface KafkaSinkOptions {
   /** The client library: kafkajs (this file) or platformatic (kafka-platformatic.ts). */
@@ -79,6 +79,7 @@ export async function kafkaSecurity(
 
 /** The Kafka error type (UNKNOWN_TOPIC_OR_PARTITION, …) or the kafkajs error class under retries. */
 function kafkaReason(err: unknown): string {
+  if (isTlsFailure(err)) return 'tls';
   let e: unknown = err;
   for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
     const { type, originalError } = e as { type?: unknown; originalError?: unknown };

@@ -34,6 +34,30 @@ export function sinkError(sink: SinkName, reason: string, err: unknown): Nodewar
   });
 }
 
+const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/;
+const TLS_MESSAGE = /certificate|self[- ]signed|\bSSL\b|\bTLS\b/i;
+
+/**
+ * Whether a client's error comes from the TLS handshake (an untrusted or expired certificate, a
+ * name mismatch): both clients wrap it in their own connection errors, by cause, originalError or
+ * a list, and sometimes keep only its message. Its own reason, `tls`, tells the operator to look
+ * at logs.kafka.tls rather than at the network.
+ */
+export function isTlsFailure(err: unknown, depth = 0): boolean {
+  if (!(err instanceof Error) || depth > 6) return false;
+  const { code, cause, originalError, errors } = err as {
+    code?: unknown;
+    cause?: unknown;
+    originalError?: unknown;
+    errors?: unknown;
+  };
+  if (typeof code === 'string' && TLS_CODE.test(code)) return true;
+  if (TLS_MESSAGE.test(err.message)) return true;
+  return [cause, originalError, ...(Array.isArray(errors) ? errors : [])].some((e) =>
+    isTlsFailure(e, depth + 1),
+  );
+}
+
 export function reasonOf(err: unknown): string {
   if (err instanceof NodewardError && typeof err.details['reason'] === 'string') return err.details['reason'];
   return 'unknown';

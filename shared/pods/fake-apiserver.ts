@@ -4,7 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { type FakePodSpec, selfSignedCertificate, v1Pod } from './fake-kubelet.ts';
+import { selfSignedCertificate } from '../../test/lab/certs.ts';
+import { type FakePodSpec, v1Pod } from './fake-kubelet.ts';
 import type { V1Pod } from './pod.ts';
 
 /**

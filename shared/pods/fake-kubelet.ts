@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import {
@@ -10,6 +9,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { selfSignedCertificate } from '../../test/lab/certs.ts';
 import type { V1Pod, V1PodList } from './pod.ts';
 
 /**
@@ -118,16 +118,6 @@ export interface FakeKubelet {
   add(spec: FakePodSpec): V1Pod;
   remove(uid: string): void;
   close(): Promise<void>;
-}
-
-/** A self-signed certificate for 127.0.0.1 (it is its own CA file) and its key. */
-export function selfSignedCertificate(certFile: string, keyFile: string): void {
-  // biome-ignore format: one flag and its value per line
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-    '-keyout', keyFile, '-out', certFile,
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-  ], { stdio: 'ignore' });
 }
 
 /**
