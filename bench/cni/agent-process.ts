@@ -18,7 +18,13 @@ const store = await EtcdStore.open({
   requestTimeoutMs: 5000,
 });
 const metrics = createCniMetrics(new Registry());
+/** Seconds per "VERB stage", printed at the end: where the agent's time goes. */
+const stages = new Map<string, number[]>();
 const agent = await startCniAgent({
+  onStage: (verb, stage, seconds) => {
+    const k = `${verb} ${stage}`;
+    stages.set(k, [...(stages.get(k) ?? []), seconds * 1000]);
+  },
   cni: cniSchema.parse(o.cni),
   store,
   node: o.node,
@@ -36,6 +42,13 @@ process.once('SIGTERM', () => {
       process.stderr.write(
         `  agent-side ADD mean ${((sum / Math.max(1, count)) * 1000).toFixed(1)} ms over ${count}\n`,
       );
+      for (const [k, v] of stages) {
+        const sorted = [...v].sort((a, b) => a - b);
+        const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+        process.stderr.write(
+          `  agent ${k.padEnd(14)} p50 ${q(50).toFixed(1)} p90 ${q(90).toFixed(1)} p99 ${q(99).toFixed(1)} max ${sorted.at(-1)!.toFixed(1)} ms (n ${v.length})\n`,
+        );
+      }
     })
     .then(() => agent.stop())
     .then(() => store.close())

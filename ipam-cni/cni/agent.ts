@@ -7,7 +7,6 @@ import { readPools } from '../ipam/pools.ts';
 import { netnsRunner } from '../net/exec.ts';
 import { type SegmentHealth, Segments } from '../net/segment.ts';
 import type { Store } from '../store/store.ts';
-import { pendingEntries, replayJournal } from './journal.ts';
 import type { CniMetrics } from './metrics.ts';
 import { CniHandlers } from './server/handlers.ts';
 import { type CniServer, startCniServer } from './server/server.ts';
@@ -32,6 +31,8 @@ export interface CniAgentOptions {
   readonly podMetadata?: PodMetadataSource | undefined;
   /** Peers without a liveness key `nodes/<node>` count as departed (the IPAM GC's presence runs). */
   readonly livenessKeys?: boolean | undefined;
+  /** Also told each stage's time (the bench's breakdown). */
+  readonly onStage?: ((verb: 'ADD' | 'DEL', stage: string, seconds: number) => void) | undefined;
 }
 
 export interface CniAgent {
@@ -41,7 +42,7 @@ export interface CniAgent {
   readonly replayed: number;
   /** Health as of the last tick. */
   health(): readonly SegmentHealth[];
-  /** One tick now (peers, health, journal). */
+  /** One tick now (peers, health, journal: pending teardowns retried). */
   tick(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -75,16 +76,23 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
     log,
     health: () => health,
     podMetadata: o.podMetadata,
+    onStage: (verb, stage, seconds) => {
+      metrics?.stageSeconds.observe({ verb, stage }, seconds);
+      o.onStage?.(verb, stage, seconds);
+    },
+    onJournalDepth: (depth) => metrics?.journalDepth.set(depth),
+    onTeardown: (seconds, ok) => metrics?.teardownSeconds.observe({ result: ok ? 'ok' : 'failed' }, seconds),
   });
+  // Entries the shim wrote while the agent was away, and answered DELs this agent did not finish
+  // tearing down before it stopped or died: done before the socket opens (an ADD that waits for
+  // one that fails now, store down, retries it; the tick retries the rest).
   const replay = async () => {
-    const outcome = await replayJournal(
-      journalDir,
-      (req) => handlers.replayDel(req),
-      (name, err) => log?.warn({ err, entry: name }, 'cni: journal entry not replayed'),
-    );
-    if (outcome.replayed > 0) log?.info({ ...outcome, journalDir }, 'cni: journal replayed');
-    metrics?.journalDepth.set((await pendingEntries(journalDir)).length);
-    return outcome.replayed;
+    const loaded = await handlers.teardowns.load();
+    const outcome = await handlers.teardowns.retry();
+    if (loaded > 0 || outcome.done > 0)
+      log?.info({ loaded, ...outcome, journalDir }, 'cni: journal replayed');
+    metrics?.journalDepth.set(handlers.teardowns.depth);
+    return outcome.done;
   };
   const replayed = await replay();
   const server = await startCniServer({ socket: cni.socket, handlers, metrics, log });
@@ -124,6 +132,8 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
       clearInterval(timer);
       await server.close();
       await ticking;
+      // Teardowns in flight finish; those not done stay in the journal for the next start.
+      await handlers.teardowns.idle();
       // A clean stop: our VTEPs leave the segments (other nodes drop them after peerGrace).
       await segments
         .unpublish()

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import type { CniRequest } from './protocol.ts';
 
 /**
- * DELs the shim could not hand to the agent. The spec wants DEL to succeed even when the plugin's
- * daemon is down, or the runtime leaks the sandbox; so the shim records the request here (one file
- * per DEL, written tmp + fsync + rename, so a crash leaves a whole entry or none) and the agent
- * replays every entry when it starts. Entries are replayed in name order (time first).
+ * The DEL journal. The spec wants DEL to succeed even when the plugin's daemon is down, or the
+ * runtime leaks the sandbox; so the shim records a DEL it cannot hand to the agent here (one file
+ * per DEL, written tmp + fsync + rename, so a crash leaves a whole entry or none), and the agent
+ * records every DEL it answers here before tearing it down in the background (../teardown.ts).
+ * Entries are replayed in name order (time first).
  */
 
 export interface JournalEntry {

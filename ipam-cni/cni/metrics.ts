@@ -6,6 +6,8 @@ export interface CniMetrics {
   readonly requests: Counter<'verb' | 'code'>;
   readonly addSeconds: Histogram;
   readonly journalDepth: Gauge;
+  readonly teardownSeconds: Histogram<'result'>;
+  readonly stageSeconds: Histogram<'verb' | 'stage'>;
   setSegments(health: readonly SegmentHealth[]): void;
 }
 
@@ -24,7 +26,21 @@ export function createCniMetrics(registry: Registry): CniMetrics {
   });
   const journalDepth = new Gauge({
     name: 'nodeward_cni_journal_depth',
-    help: 'DELs waiting in the node-local journal (recorded while the agent or the IPAM store was unreachable).',
+    help: 'DELs in the node-local journal whose teardown (host veth, address) is not done: answered DELs being torn down in the background, and DELs recorded while the agent or the IPAM store was unreachable.',
+    registers: [registry],
+  });
+  const teardownSeconds = new Histogram({
+    name: 'nodeward_cni_teardown_duration_seconds',
+    help: 'One background DEL teardown attempt (host veth removal and address release), by result (ok, failed: kept and retried).',
+    labelNames: ['result'],
+    buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const stageSeconds = new Histogram({
+    name: 'nodeward_cni_stage_duration_seconds',
+    help: 'Time in each stage of a verb: ADD settle (waiting for a pending teardown), ipam, pair, segment, configure; DEL journal (before the answer), links, release (in the background).',
+    labelNames: ['verb', 'stage'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
   const up = new Gauge({
@@ -54,6 +70,8 @@ export function createCniMetrics(registry: Registry): CniMetrics {
     requests,
     addSeconds,
     journalDepth,
+    teardownSeconds,
+    stageSeconds,
     setSegments(health) {
       up.reset();
       carrier.reset();

@@ -155,6 +155,9 @@ async function hostLinks(h: NetHost): Promise<string[]> {
   return (JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname);
 }
 
+/** DEL answers before its teardown (links, address) is done: wait for the agents' queues. */
+const tornDown = () => Promise.all([...agents.values()].map((a) => a.handlers.teardowns.idle()));
+
 async function handles(): Promise<string[]> {
   const out = await etcd.etcdctl(['get', '--prefix', '--keys-only', `${prefix}handles/`]);
   return out
@@ -315,6 +318,7 @@ describe.skipIf(reason)('CNI plugin on the two-host VXLAN lab', () => {
       conf: c,
     });
     expect(del.code).toBe(0);
+    await tornDown();
     expect(await handles()).not.toContain(`handles/${pod.containerID}/net1`);
   });
 
@@ -391,6 +395,7 @@ describe.skipIf(reason)('CNI plugin on the two-host VXLAN lab', () => {
     const p1 = all[0]!;
     await runOk('ip', ['netns', 'del', p1.netns]);
     expect((await call(p1, 'DEL')).code).toBe(0);
+    await tornDown();
     for (const h of [h1, h2]) expect((await hostLinks(h)).filter((n) => n.startsWith('nw'))).toEqual([]);
     expect((await handles()).filter((k) => k.includes(net.suffix))).toEqual([]);
   });

@@ -13,9 +13,9 @@ import { addPool } from '../ipam/pools.ts';
 import { netnsRunner } from '../net/exec.ts';
 import { Segments } from '../net/segment.ts';
 import { EtcdStore } from '../store/etcd.ts';
-import type { CniRequest } from './protocol.ts';
 import { CniHandlers, STICKY_ANNOTATION } from './server/handlers.ts';
 import type { CniResult } from './server/result.ts';
+import { newNetns, podRequests } from './testing.ts';
 
 /**
  * Sticky addresses on the CNI path, through the handlers: real etcd, a "host" netns for the
@@ -67,37 +67,9 @@ afterAll(async () => {
 });
 
 let containers = 0;
-async function podNetns(): Promise<string> {
-  const name = `nw-stp${++containers}-${suffix}`;
-  netns.push(name);
-  await runOk('ip', ['netns', 'add', name]);
-  return `/run/netns/${name}`;
-}
+const podNetns = () => newNetns(`nw-stp${++containers}-${suffix}`, netns);
 
-function request(
-  command: 'ADD' | 'DEL',
-  containerID: string,
-  path: string,
-  pod: string,
-  annotations: Record<string, string> = {},
-): CniRequest {
-  return {
-    v: 1,
-    command,
-    containerID,
-    netns: path,
-    ifName: 'eth0',
-    args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=db;K8S_POD_NAME=${pod}`,
-    path: '/opt/cni/bin',
-    config: JSON.stringify({
-      cniVersion: '1.0.0',
-      name: 'stickynet',
-      type: 'nodeward',
-      ipam: { type: 'nodeward', pool: 'sticky' },
-      runtimeConfig: { 'io.kubernetes.cri.pod-annotations': annotations },
-    }),
-  };
-}
+const request = podRequests({ namespace: 'db', network: 'stickynet', pool: 'sticky' });
 
 /** ADD for a fresh container of `pod`; its address. */
 async function add(
@@ -112,7 +84,11 @@ async function add(
   return { id, ip };
 }
 const ids = new Map<string, string>();
-const del = async (id: string, pod: string) => handlers.del(request('DEL', id, ids.get(id)!, pod));
+/** DEL, and its teardown (answered first, done in the background) finished. */
+const del = async (id: string, pod: string) => {
+  await handlers.del(request('DEL', id, ids.get(id)!, pod));
+  await handlers.teardowns.idle();
+};
 
 describe.skipIf(reason)('sticky addresses through the CNI handlers', () => {
   beforeAll(async () => {

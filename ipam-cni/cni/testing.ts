@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { runOk } from '../../test/lab/exec.ts';
+import type { CniRequest } from './protocol.ts';
 
 /**
  * A runtime-like driver for tests and the bench: runs the shim as its own process with the CNI_*
@@ -68,4 +70,40 @@ export function runPlugin(call: ShimCall): Promise<ShimRun> {
     child.stdin.on('error', () => {});
     child.stdin.end(typeof call.conf === 'string' ? call.conf : JSON.stringify(call.conf));
   });
+}
+
+/**
+ * Requests as a runtime sends them for Kubernetes pods of one namespace, on one network and pool:
+ * `(command, containerID, netns, pod, annotations)` → the request (CNI_ARGS name the pod).
+ */
+export function podRequests(on: { namespace: string; network: string; pool: string }) {
+  return (
+    command: 'ADD' | 'DEL',
+    containerID: string,
+    netns: string,
+    pod: string,
+    annotations: Record<string, string> = {},
+  ): CniRequest => ({
+    v: 1,
+    command,
+    containerID,
+    netns,
+    ifName: 'eth0',
+    args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${on.namespace};K8S_POD_NAME=${pod}`,
+    path: '/opt/cni/bin',
+    config: JSON.stringify({
+      cniVersion: '1.0.0',
+      name: on.network,
+      type: 'nodeward',
+      ipam: { type: 'nodeward', pool: on.pool },
+      runtimeConfig: { 'io.kubernetes.cri.pod-annotations': annotations },
+    }),
+  });
+}
+
+/** A new named network namespace (/run/netns/<name>, as runtimes make them), recorded in `created` for cleanup. */
+export async function newNetns(name: string, created: string[]): Promise<string> {
+  created.push(name);
+  await runOk('ip', ['netns', 'add', name]);
+  return `/run/netns/${name}`;
 }

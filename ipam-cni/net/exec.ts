@@ -71,13 +71,18 @@ export interface NetnsRunner {
 
 const NAMED_NETNS = /^\/(?:var\/)?run\/netns\/([A-Za-z0-9][A-Za-z0-9_.-]*)$/;
 
+/** The name of a netns under /run/netns (what runtimes and `ip netns add` make), else undefined. */
+export function netnsName(netns: string | undefined): string | undefined {
+  return netns === undefined ? undefined : NAMED_NETNS.exec(netns)?.[1];
+}
+
 export function netnsRunner(netns: string | undefined): NetnsRunner {
   const exec = async (tool: string, globals: string[], commands: readonly (readonly string[])[]) => {
     const input = `${commands.map(batchLine).join('\n')}\n`;
     const argv = [...globals, '-b', '-'];
     // A netns named in /run/netns (what runtimes and `ip netns add` make): `ip -n` enters it
     // itself, one exec less than nsenter.
-    const named = netns === undefined ? undefined : NAMED_NETNS.exec(netns)?.[1];
+    const named = netnsName(netns);
     const res = named
       ? await runTool(tool, ['-n', named, ...argv], input)
       : netns

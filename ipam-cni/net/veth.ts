@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { IpError, jsonLines, type LinkInfo, type NetnsRunner, netnsRunner } from './exec.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { IpError, jsonLines, type LinkInfo, type NetnsRunner, netnsName, netnsRunner } from './exec.ts';
 import { hostVethName } from './names.ts';
 
 /**
@@ -99,9 +101,41 @@ export async function createPair(host: NetnsRunner, req: PairRequest, attach?: H
   return { hostName, hostMac: macs.host, containerMac: macs.container };
 }
 
+let sysctlPath: string | null | undefined;
+function sysctl(): string | undefined {
+  if (sysctlPath === undefined) {
+    sysctlPath = null;
+    for (const dir of (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+      if (dir && existsSync(join(dir, 'sysctl'))) {
+        sysctlPath = join(dir, 'sysctl');
+        break;
+      }
+    }
+  }
+  return sysctlPath ?? undefined;
+}
+
 /**
- * Container end: MTU, address, routes, up; host end onto its bridge unless createPair did that
- * already (`hostAttached`). Both sides at once.
+ * Why configurePair cannot announce an IPv4 address (gratuitous ARP), or undefined when it can:
+ * it needs the netns by name (runtimes put theirs in /run/netns) and the sysctl binary.
+ */
+export function garpProblem(netns: string): string | undefined {
+  if (!netnsName(netns)) return `the netns ${netns} is not under /run/netns`;
+  if (!sysctl()) return 'sysctl (procps) is not installed';
+  return undefined;
+}
+
+/**
+ * Container end: MTU, up, address, routes; host end onto its bridge unless createPair did that
+ * already (`hostAttached`), in parallel — or first, when the address is announced.
+ *
+ * Gratuitous ARP (IPv4, `garp`): the kernel sends one itself for every address of an interface
+ * with `arp_notify` set, when it goes up or changes its MAC. Going up is too early: the host end's
+ * bridge port starts forwarding only once the kernel's link watcher has seen the carrier, a moment
+ * later, and drops the frame until then. So the link goes up first, `arp_notify` is set (inside
+ * the netns, by the same `ip` process: `netns exec … sysctl`, which also gives the link watcher
+ * its moment), and the MAC is set again to its own value at the end: NETDEV_CHANGEADDR, announced
+ * through a forwarding port. No arping, no extra process from the agent.
  */
 export async function configurePair(
   host: NetnsRunner,
@@ -109,17 +143,33 @@ export async function configurePair(
   pair: Pair,
   c: PairConfig,
   hostAttached = false,
+  garp = false,
 ): Promise<void> {
   const mtu = String(c.mtu);
   const v6 = c.family === 6 ? ['nodad'] : [];
-  const results = await Promise.allSettled([
-    hostAttached ? Promise.resolve('') : host.ip([hostAttachCommand(pair.hostName, c)]),
+  const named = netnsName(req.netns);
+  const announce = garp && c.family === 4 && named !== undefined && sysctl() !== undefined;
+  const inside = () =>
     netnsRunner(req.netns).ip([
       ['link', 'set', req.ifName, 'mtu', mtu, 'up'],
+      ...(announce
+        ? [['netns', 'exec', named, sysctl()!, '-qw', `net/ipv4/conf/${req.ifName}/arp_notify=1`]]
+        : []),
       ['addr', 'add', c.address, 'dev', req.ifName, ...v6],
       ...c.routes.map((r) => ['route', 'add', r.dst, ...(r.gw ? ['via', r.gw] : []), 'dev', req.ifName]),
-    ]),
-  ]);
+      ...(announce ? [['link', 'set', req.ifName, 'address', pair.containerMac]] : []),
+    ]);
+  if (hostAttached) {
+    await inside();
+    return;
+  }
+  if (announce) {
+    // The port must be on the bridge before the announcement leaves the pod.
+    await host.ip([hostAttachCommand(pair.hostName, c)]);
+    await inside();
+    return;
+  }
+  const results = await Promise.allSettled([host.ip([hostAttachCommand(pair.hostName, c)]), inside()]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
 
@@ -162,5 +212,84 @@ export async function readContainerSide(
   } catch (err) {
     if (err instanceof IpError && err.notFound) return { link: undefined, routes: [] };
     throw err;
+  }
+}
+
+/**
+ * The link group the agent moves host veth ends into just before deleting them together. A veth
+ * delete holds the kernel's RTNL lock through an RCU grace period (10–20 ms here), stalling every
+ * other link, address and route change on the node — the ADDs running meanwhile. `ip link del
+ * group G` unregisters all of a group's links at once, paying that wait once per batch.
+ */
+export const REAP_GROUP = 0x6e77_6472;
+
+/**
+ * Deletes host veth ends in batches: requests that arrive while a batch runs go into the next
+ * one. A missing link is success. When the batch fails (other than for missing links), each of
+ * its links is deleted alone, so each caller learns its own outcome.
+ */
+export class VethReaper {
+  readonly #host: NetnsRunner;
+  #next: { names: string[]; done: Promise<void>; resolve: () => void } | undefined;
+  #running: Promise<void> | undefined;
+  readonly #failed = new Map<string, unknown>();
+
+  constructor(host: NetnsRunner) {
+    this.#host = host;
+  }
+
+  async remove(name: string): Promise<void> {
+    let batch = this.#next;
+    if (!batch) {
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => {
+        resolve = r;
+      });
+      batch = { names: [], done, resolve };
+      this.#next = batch;
+      // After this turn: the removals asked for meanwhile join the batch.
+      setImmediate(() => void this.#schedule());
+    }
+    batch.names.push(name);
+    await batch.done;
+    const failed = this.#failed.get(name);
+    if (failed) {
+      this.#failed.delete(name);
+      throw failed;
+    }
+  }
+
+  async #schedule(): Promise<void> {
+    while (this.#running) await this.#running;
+    const batch = this.#next;
+    if (!batch) return;
+    this.#next = undefined;
+    this.#running = this.#run(batch.names).finally(() => {
+      this.#running = undefined;
+      batch.resolve();
+    });
+  }
+
+  async #run(names: readonly string[]): Promise<void> {
+    const group = String(REAP_GROUP);
+    try {
+      await this.#host.ip(
+        [...names.map((n) => ['link', 'set', 'dev', n, 'group', group]), ['link', 'del', 'group', group]],
+        { force: true },
+      );
+      return;
+    } catch {
+      // Some line failed: a link already gone (fine), or the delete. Each one alone tells which.
+    }
+    await Promise.all(
+      names.map((n) =>
+        removeHostVeth(this.#host, n).then(
+          () => undefined,
+          (err: unknown) => {
+            this.#failed.set(n, err);
+          },
+        ),
+      ),
+    );
   }
 }

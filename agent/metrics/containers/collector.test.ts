@@ -143,7 +143,9 @@ describe('container collector', () => {
       expect(sampleValue(samples, 'container_fs_writes_total', sda)).toBe(340);
       // 259:0 has no sysfs entry in the fixture: named by its numbers, so that two unknown devices
       // never share a series.
-      expect(sampleValue(samples, 'container_fs_reads_total', { id: containerPath, device: '259:0' })).toBe(7);
+      expect(sampleValue(samples, 'container_fs_reads_total', { id: containerPath, device: '259:0' })).toBe(
+        7,
+      );
     });
 
     it(`the pod cgroup itself, as the kubelet's cAdvisor shows it: container="", name="", pod and namespace set (${tree})`, async () => {

@@ -1,26 +1,26 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { CNI, NodewardError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import type { PodMetadataSource } from '../../../shared/pods/index.ts';
-import type { Allocation, Ipam } from '../../ipam/ipam.ts';
+import type { Ipam } from '../../ipam/ipam.ts';
 import { handleRecordSchema, parseRecord } from '../../ipam/records.ts';
 import { IP_ANNOTATION, POOL_ANNOTATION } from '../../ipam/select.ts';
 import type { NetnsRunner } from '../../net/exec.ts';
-import { IpError, runTool } from '../../net/exec.ts';
+import { IpError } from '../../net/exec.ts';
 import { hostVethName } from '../../net/names.ts';
 import type { SegmentHealth, Segments } from '../../net/segment.ts';
 import {
   configurePair,
   createPair,
+  garpProblem,
   type PairRequest,
   readContainerSide,
   removeHostVeth,
+  VethReaper,
 } from '../../net/veth.ts';
 import type { Store } from '../../store/store.ts';
-import { appendJournal } from '../journal.ts';
 import type { CniRequest } from '../protocol.ts';
 import { CniError, type CniVersion, isSupportedVersion, parseCniArgs } from '../spec.ts';
+import { attachmentKey, Teardowns } from '../teardown.ts';
 import { missingRoutes } from './check.ts';
 import { isIpamOnly, type NetConf, parseNetConf } from './conf.ts';
 import { buildResult, type CniResult, podRoutes } from './result.ts';
@@ -53,6 +53,12 @@ export interface HandlerDeps {
   readonly podMetadata?: PodMetadataSource | undefined;
   /** How long an ADD waits for pod metadata it does not have cached (default 2000 ms). */
   readonly podMetadataTimeoutMs?: number | undefined;
+  /** Time spent per stage of a verb (metrics, the bench's breakdown). */
+  readonly onStage?: ((verb: 'ADD' | 'DEL', stage: string, seconds: number) => void) | undefined;
+  /** Pending teardowns changed (journal depth). */
+  readonly onJournalDepth?: ((depth: number) => void) | undefined;
+  /** One background teardown attempt ended. */
+  readonly onTeardown?: ((seconds: number, ok: boolean) => void) | undefined;
 }
 
 /**
@@ -69,22 +75,48 @@ function versionOf(conf: NetConf): CniVersion {
   return conf.cniVersion;
 }
 
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    if (dir && existsSync(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
-}
-
 export class CniHandlers {
   readonly #d: HandlerDeps;
   /** Told every valid-attachments list a CNI GC brings (the IPAM node GC's liveness evidence). */
   onValidAttachments: ((list: readonly { containerID: string; ifname: string }[]) => void) | undefined;
-  #garpReason: string | undefined;
-  #arping: string | undefined;
+  /** DELs answered, torn down in the background (see ../teardown.ts). */
+  readonly teardowns: Teardowns;
+  /**
+   * The last ADD or teardown of each attachment: each waits for the one before it, so a DEL that
+   * arrives while its ADD is in flight tears down what that ADD made, and an ADD after a DEL
+   * starts on a clean slate.
+   */
+  readonly #last = new Map<string, Promise<unknown>>();
+  #garpNoted = false;
+  /** Host veth ends of teardowns, deleted in batches (one RTNL-held RCU wait per batch). */
+  readonly #reaper: VethReaper;
 
   constructor(deps: HandlerDeps) {
     this.#d = deps;
+    this.#reaper = new VethReaper(deps.host);
+    this.teardowns = new Teardowns({
+      journalDir: deps.journalDir,
+      run: (req) => this.#teardown(req),
+      log: deps.log,
+      onDepth: deps.onJournalDepth,
+      onAttempt: deps.onTeardown,
+    });
+  }
+
+  /** Whether ADD can announce the address (said once when it cannot). */
+  #garp(netns: string): boolean {
+    const problem = garpProblem(netns);
+    if (problem && !this.#garpNoted) {
+      this.#garpNoted = true;
+      this.#d.log?.info({ reason: problem }, 'cni: gratuitous ARP skipped');
+    }
+    return problem === undefined;
+  }
+
+  #stage(verb: 'ADD' | 'DEL', stage: string, since: number): number {
+    const now = performance.now();
+    this.#d.onStage?.(verb, stage, (now - since) / 1000);
+    return now;
   }
 
   async handle(req: CniRequest): Promise<unknown> {
@@ -103,6 +135,29 @@ export class CniHandlers {
   }
 
   async add(req: CniRequest): Promise<CniResult> {
+    const prev = this.#last.get(attachmentKey(req.containerID, req.ifName));
+    return this.#sequence(
+      req,
+      (async () => {
+        await prev?.catch(() => {});
+        return this.#add(req);
+      })(),
+    );
+  }
+
+  /** Makes `op` the last operation of the request's attachment until it settles. */
+  #sequence<T>(req: CniRequest, op: Promise<T>): Promise<T> {
+    const key = attachmentKey(req.containerID, req.ifName);
+    this.#last.set(key, op);
+    const forget = () => {
+      if (this.#last.get(key) === op) this.#last.delete(key);
+    };
+    op.then(forget, forget);
+    return op;
+  }
+
+  async #add(req: CniRequest): Promise<CniResult> {
+    const started = performance.now();
     const conf = parseNetConf(req.config);
     const version = versionOf(conf);
     const args = parseCniArgs(req.args);
@@ -118,25 +173,33 @@ export class CniHandlers {
     // The pair needs nothing from IPAM: make it while the address is allocated.
     const pod = args.get('K8S_POD_NAME') || undefined;
     const namespace = args.get('K8S_POD_NAMESPACE') || 'default';
+    // An earlier DEL of this attachment (or of this pod: its sticky address) is torn down first.
+    await this.teardowns.settle(req.containerID, req.ifName, pod && `${namespace}/${pod}`);
+    let t = this.#stage('ADD', 'settle', started);
     const [allocated, made] = await Promise.allSettled([
       this.#sticky(annotations, pod, namespace, args.get('K8S_POD_UID') || undefined).then((sticky) =>
-        this.#d.ipam.allocate({
-          containerID: req.containerID,
-          ifName: req.ifName,
-          pod: pod ?? req.containerID,
-          namespace,
-          node: this.#d.node,
-          netns: req.netns || undefined,
-          sticky,
-          selection: {
-            annotationPool: annotations[POOL_ANNOTATION],
-            requestedIP: requested,
-            networkPool,
-          },
-        }),
+        this.#d.ipam
+          .allocate({
+            containerID: req.containerID,
+            ifName: req.ifName,
+            pod: pod ?? req.containerID,
+            namespace,
+            node: this.#d.node,
+            netns: req.netns || undefined,
+            sticky,
+            selection: {
+              annotationPool: annotations[POOL_ANNOTATION],
+              requestedIP: requested,
+              networkPool,
+            },
+          })
+          .finally(() => this.#stage('ADD', 'ipam', t)),
       ),
-      isIpamOnly(conf) ? Promise.resolve(undefined) : createPair(this.#d.host, pair, attach),
+      isIpamOnly(conf)
+        ? Promise.resolve(undefined)
+        : createPair(this.#d.host, pair, attach).finally(() => this.#stage('ADD', 'pair', t)),
     ]);
+    t = performance.now();
     const allocation = allocated.status === 'fulfilled' ? allocated.value : undefined;
     const veth = made.status === 'fulfilled' ? made.value : undefined;
     try {
@@ -145,6 +208,7 @@ export class CniHandlers {
       if (!allocation) throw new Error('unreachable: no allocation');
       if (!veth) return buildResult(version, allocation, undefined);
       const segment = await this.#d.segments.ensure(allocation.segment, allocation.pool);
+      t = this.#stage('ADD', 'segment', t);
       const mtu = conf.mtu ?? segment.mtu;
       const bridge = segment.plan.links.bridge;
       await configurePair(
@@ -159,8 +223,9 @@ export class CniHandlers {
           routes: podRoutes(allocation),
         },
         attach?.bridge === bridge && attach.mtu === mtu,
+        this.#garp(req.netns),
       );
-      this.#announce(req, allocation);
+      this.#stage('ADD', 'configure', t);
       return buildResult(version, allocation, [
         { name: veth.hostName, mac: veth.hostMac, mtu },
         { name: req.ifName, mac: veth.containerMac, sandbox: req.netns, mtu },
@@ -228,79 +293,62 @@ export class CniHandlers {
   }
 
   /**
-   * Gratuitous ARP, so switches and the router forget a previous owner of the address. Sent in
-   * the background (it must not delay the ADD); without arping it is skipped, said once — the
-   * kernel then announces the address with the pod's first ARP request.
+   * DEL: recorded in the journal, answered, torn down in the background (`#teardown`); an ADD of
+   * the same attachment or pod waits for that. When the journal cannot be written (disk full,
+   * read-only), the teardown runs before the answer, as it would without a journal.
    */
-  #announce(req: CniRequest, a: Allocation): void {
-    if (a.family !== 4) return;
-    this.#arping ??= findOnPath('arping');
-    if (!this.#arping) {
-      if (!this.#garpReason) {
-        this.#garpReason = 'arping is not installed: gratuitous ARP skipped';
-        this.#d.log?.info(this.#garpReason);
-      }
-      return;
+  async del(req: CniRequest): Promise<void> {
+    const started = performance.now();
+    try {
+      const after = this.#last.get(attachmentKey(req.containerID, req.ifName));
+      void this.#sequence(req, this.teardowns.record(req, after));
+    } catch (err) {
+      this.#d.log?.error(
+        { err, containerID: req.containerID, journalDir: this.#d.journalDir },
+        'cni: DEL not journaled; tearing down before answering',
+      );
+      await this.#teardown(req);
     }
-    void runTool('nsenter', [
-      `--net=${req.netns}`,
-      '--',
-      this.#arping,
-      '-U',
-      '-c',
-      '1',
-      '-I',
-      req.ifName,
-      a.ip,
-    ]).catch((err: unknown) => this.#d.log?.debug({ err }, 'cni: gratuitous ARP failed'));
+    this.#stage('DEL', 'journal', started);
   }
 
-  async del(req: CniRequest): Promise<void> {
+  /**
+   * The work of a DEL: host veth (its peer goes with it) and address at once — the pod is stopped,
+   * and the teardown waits for the slower of the two, not both. A missing link or handle is
+   * success.
+   */
+  async #teardown(req: CniRequest): Promise<void> {
     let conf: NetConf | undefined;
     try {
       conf = parseNetConf(req.config);
     } catch (err) {
-      // DEL forgives a config it cannot read: the address is released all the same.
+      // DEL forgives a config it cannot read: links and address go all the same.
       this.#d.log?.warn({ err, containerID: req.containerID }, 'cni: DEL with an unreadable config');
     }
-    // Links and address go at once (the bridge plugin, too, releases before tearing down): the
-    // old pod is stopped, and a DEL waits for the slower of the two, not for both.
-    const links =
-      !conf || !isIpamOnly(conf)
-        ? removeHostVeth(this.#d.host, hostVethName(req.containerID, req.ifName))
-        : Promise.resolve(false);
-    const release = this.#d.ipam.release(req.containerID, req.ifName).then(
-      () => undefined,
-      (err: unknown) => {
-        if (!(err instanceof NodewardError && err.retriable)) throw err;
-        // The store is away: DEL still succeeds (the runtime must be able to tear the pod down);
-        // the release waits in the journal and is replayed.
-        appendJournal(this.#d.journalDir, { ...req, command: 'DEL' });
-        this.#d.log?.warn(
-          { err, containerID: req.containerID },
-          'cni: DEL journaled, the IPAM store is unreachable',
-        );
-      },
-    );
-    const [l, r] = await Promise.allSettled([links, release]);
+    const started = performance.now();
+    const [l, r] = await Promise.allSettled([
+      conf && isIpamOnly(conf)
+        ? Promise.resolve(false)
+        : this.#reaper
+            .remove(hostVethName(req.containerID, req.ifName))
+            .finally(() => this.#stage('DEL', 'links', started)),
+      this.#d.ipam.release(req.containerID, req.ifName).finally(() => this.#stage('DEL', 'release', started)),
+    ]);
     if (l.status === 'rejected') throw l.reason;
     if (r.status === 'rejected') throw r.reason;
-  }
-
-  /** DEL as replayed from the journal: the netns is long gone; only links and the address remain. */
-  async replayDel(req: CniRequest): Promise<void> {
-    await removeHostVeth(this.#d.host, hostVethName(req.containerID, req.ifName));
-    await this.#d.ipam.release(req.containerID, req.ifName);
   }
 
   async check(req: CniRequest): Promise<void> {
     const conf = parseNetConf(req.config);
     versionOf(conf);
+    const failed = (msg: string) => new NodewardError('CNI_CHECK_FAILED', msg);
+    if (this.teardowns.has(req.containerID, req.ifName)) {
+      throw failed(`${req.containerID}/${req.ifName} was deleted; its teardown is pending`);
+    }
     const prev = conf.prevResult as Partial<CniResult> | undefined;
     if (!prev || !Array.isArray(prev.ips)) {
       throw new NodewardError('CNI_CONFIG_INVALID', 'CHECK needs prevResult with ips');
     }
-    const failed = (msg: string) => new NodewardError('CNI_CHECK_FAILED', msg);
     const hKey = `handles/${req.containerID}/${req.ifName}`;
     const handle = (await this.#d.store.get([hKey])).get(hKey);
     if (!handle) throw failed(`no address is allocated to ${req.containerID}/${req.ifName}`);
@@ -351,6 +399,8 @@ export class CniHandlers {
       if (record.node !== this.#d.node) continue;
       const slash = rest.lastIndexOf('/');
       const [containerID, ifName] = [rest.slice(0, slash), rest.slice(slash + 1)];
+      // Deleted already: the teardown queue releases it (and retries while the store is away).
+      if (this.teardowns.has(containerID, ifName)) continue;
       if (!isIpamOnly(conf)) await removeHostVeth(this.#d.host, hostVethName(containerID, ifName));
       await this.#d.ipam.release(containerID, ifName);
       this.#d.log?.info({ containerID, ifName, ip: record.ip }, 'cni: GC released a stale attachment');
@@ -379,9 +429,5 @@ export class CniHandlers {
         `segment links are down: ${broken.map((h) => `${h.segment} (${h.bridge}${h.uplink ? `, ${h.uplink}` : ''})`).join(', ')}`,
       );
     }
-  }
-
-  get garpReason(): string | undefined {
-    return this.#garpReason;
   }
 }
