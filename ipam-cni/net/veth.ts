@@ -127,15 +127,7 @@ export function garpProblem(netns: string): string | undefined {
 
 /**
  * Container end: MTU, up, address, routes; host end onto its bridge unless createPair did that
- * already (`hostAttached`), in parallel — or first, when the address is announced.
- *
- * Gratuitous ARP (IPv4, `garp`): the kernel sends one itself for every address of an interface
- * with `arp_notify` set, when it goes up or changes its MAC. Going up is too early: the host end's
- * bridge port starts forwarding only once the kernel's link watcher has seen the carrier, a moment
- * later, and drops the frame until then. So the link goes up first, `arp_notify` is set (inside
- * the netns, by the same `ip` process: `netns exec … sysctl`, which also gives the link watcher
- * its moment), and the MAC is set again to its own value at the end: NETDEV_CHANGEADDR, announced
- * through a forwarding port. No arping, no extra process from the agent.
+ * already (`hostAttached`), in parallel.
  */
 export async function configurePair(
   host: NetnsRunner,
@@ -143,34 +135,40 @@ export async function configurePair(
   pair: Pair,
   c: PairConfig,
   hostAttached = false,
-  garp = false,
 ): Promise<void> {
   const mtu = String(c.mtu);
   const v6 = c.family === 6 ? ['nodad'] : [];
-  const named = netnsName(req.netns);
-  const announce = garp && c.family === 4 && named !== undefined && sysctl() !== undefined;
   const inside = () =>
     netnsRunner(req.netns).ip([
       ['link', 'set', req.ifName, 'mtu', mtu, 'up'],
-      ...(announce
-        ? [['netns', 'exec', named, sysctl()!, '-qw', `net/ipv4/conf/${req.ifName}/arp_notify=1`]]
-        : []),
       ['addr', 'add', c.address, 'dev', req.ifName, ...v6],
       ...c.routes.map((r) => ['route', 'add', r.dst, ...(r.gw ? ['via', r.gw] : []), 'dev', req.ifName]),
-      ...(announce ? [['link', 'set', req.ifName, 'address', pair.containerMac]] : []),
     ]);
   if (hostAttached) {
     await inside();
     return;
   }
-  if (announce) {
-    // The port must be on the bridge before the announcement leaves the pod.
-    await host.ip([hostAttachCommand(pair.hostName, c)]);
-    await inside();
-    return;
-  }
   const results = await Promise.allSettled([host.ip([hostAttachCommand(pair.hostName, c)]), inside()]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
+/**
+ * Gratuitous ARP for the pod's IPv4 address, after the ADD answered (it must not delay it: it
+ * costs a process, `sysctl`, in the pod's netns). The kernel sends one itself for every address
+ * of an interface with `arp_notify` set, when it goes up or changes its MAC. Going up was too early
+ * anyway: the host end's bridge port forwards only once the kernel's link watcher has seen the
+ * carrier, and drops the frame until then. So `arp_notify` is set inside the netns (by the same
+ * `ip` process: `netns exec … sysctl`), then the MAC is set again to its own value:
+ * NETDEV_CHANGEADDR, announced through a forwarding port. No arping.
+ */
+export async function announceAddress(req: PairRequest, pair: Pair): Promise<void> {
+  const named = netnsName(req.netns);
+  const bin = sysctl();
+  if (named === undefined || bin === undefined) return;
+  await netnsRunner(req.netns).ip([
+    ['netns', 'exec', named, bin, '-qw', `net/ipv4/conf/${req.ifName}/arp_notify=1`],
+    ['link', 'set', req.ifName, 'address', pair.containerMac],
+  ]);
 }
 
 /** Deletes the host end (the kernel removes its peer); a missing link is success. */

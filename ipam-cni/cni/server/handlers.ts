@@ -9,6 +9,7 @@ import { IpError } from '../../net/exec.ts';
 import { hostVethName } from '../../net/names.ts';
 import type { SegmentHealth, Segments } from '../../net/segment.ts';
 import {
+  announceAddress,
   configurePair,
   createPair,
   garpProblem,
@@ -223,9 +224,14 @@ export class CniHandlers {
           routes: podRoutes(allocation),
         },
         attach?.bridge === bridge && attach.mtu === mtu,
-        this.#garp(req.netns),
       );
       this.#stage('ADD', 'configure', t);
+      if (allocation.family === 4 && this.#garp(req.netns)) {
+        // In the background: the answer does not wait for the announcement.
+        void announceAddress(pair, veth).catch((err: unknown) => {
+          this.#d.log?.debug({ err, containerID: req.containerID }, 'cni: gratuitous ARP not sent');
+        });
+      }
       return buildResult(version, allocation, [
         { name: veth.hostName, mac: veth.hostMac, mtu },
         { name: req.ifName, mac: veth.containerMac, sandbox: req.netns, mtu },
