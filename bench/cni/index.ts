@@ -66,7 +66,7 @@ const bench: Bench = {
       const agent = spawn(
         process.execPath,
         [
-          join(import.meta.dirname, 'agent-process.ts'),
+          join(import.meta.dirname, '../../ipam-cni/cni/agent-process.ts'),
           JSON.stringify({ etcd: etcd.endpoints[0], prefix, cni, node: 'bench' }),
         ],
         { stdio: ['ignore', 'pipe', 'inherit'] },

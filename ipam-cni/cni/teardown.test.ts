@@ -28,7 +28,7 @@ const reason =
   (process.getuid?.() === 0 ? undefined : 'needs root (network namespaces)');
 if (reason) console.warn(`[lab] CNI teardown tests skipped: ${reason}`);
 
-const AGENT_PROCESS = resolve(import.meta.dirname, '../../bench/cni/agent-process.ts');
+const AGENT_PROCESS = resolve(import.meta.dirname, 'agent-process.ts');
 const lab = new Lab();
 const suffix = randomBytes(3).toString('hex');
 const hostNs = `nw-tdh-${suffix}`;

@@ -1,14 +1,15 @@
 /**
- * The agent side of the bench in its own process, as on a node (the agent is a DaemonSet, not the
- * runtime): its event loop serves only the shim. argv[2]: JSON {etcd, prefix, cni, node}.
- * Prints "ready" once the socket serves; stops on SIGTERM.
+ * The CNI agent side in a process of its own, as on a node (the agent is a DaemonSet, not the
+ * runtime), for the bench and for tests that SIGKILL it: its event loop serves only the shim.
+ * argv[2]: JSON {etcd, prefix, cni, node}. Prints "ready" once the socket serves; stops on SIGTERM
+ * and prints where the agent's time went per stage.
  */
 import { Registry } from 'prom-client';
-import { startCniAgent } from '../../ipam-cni/cni/agent.ts';
-import { createCniMetrics } from '../../ipam-cni/cni/metrics.ts';
-import { Ipam } from '../../ipam-cni/ipam/ipam.ts';
-import { EtcdStore } from '../../ipam-cni/store/etcd.ts';
 import { cniSchema } from '../../shared/config/cni.ts';
+import { Ipam } from '../ipam/ipam.ts';
+import { EtcdStore } from '../store/etcd.ts';
+import { startCniAgent } from './agent.ts';
+import { createCniMetrics } from './metrics.ts';
 
 const o = JSON.parse(process.argv[2] ?? '{}') as { etcd: string; prefix: string; cni: unknown; node: string };
 const store = await EtcdStore.open({
