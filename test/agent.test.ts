@@ -11,9 +11,12 @@ afterEach(() => {
 async function start(
   args: string[] = [],
   env: Record<string, string> = {},
+  /** Prepares the working directory before the agent starts. */
+  prepare: (cwd: string) => void = () => {},
 ): Promise<{ agent: AgentProcess; cwd: string }> {
   const dir = tempDir();
   cleanups.push(() => dir.remove());
+  prepare(dir.path);
   const agent = await startAgentProcess(args, { cwd: dir.path, env });
   cleanups.push(() => agent.kill());
   return { agent, cwd: dir.path };
@@ -79,14 +82,13 @@ describe('nodeward agent on the embedded default', () => {
   });
 
   it('restarts a failing module with backoff, counts it, and says why it is not ready', async () => {
-    const { agent, cwd } = await start(
+    // Cause: the logs root is a regular file, so the log shipper cannot watch it. Made before the
+    // agent starts: the shipper creates a missing root itself.
+    const { agent } = await start(
       ['--set', 'supervisor.backoffInitial=50ms', '--set', 'supervisor.backoffMax=200ms'],
-      {
-        NODEWARD_LOGS__ROOT: 'not-a-directory',
-      },
+      { NODEWARD_LOGS__ROOT: 'not-a-directory' },
+      (cwd) => writeFileSync(join(cwd, 'not-a-directory'), 'x'),
     );
-    // Cause: the logs root is a regular file, so the log shipper cannot watch it.
-    writeFileSync(join(cwd, 'not-a-directory'), 'x');
     const text = await poll('two restarts', async () => {
       const t = await (await fetch(`${agent.url}/metrics`)).text();
       return (metricValue(t, 'nodeward_module_restarts_total{module="logs"}') ?? 0) >= 2 ? t : undefined;

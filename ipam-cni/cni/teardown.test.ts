@@ -46,13 +46,18 @@ let registry: Registry;
 const stages: string[] = [];
 
 afterAll(async () => {
-  await agent?.stop().catch(() => {});
-  await store?.close().catch(() => {});
-  await run('ip', ['-force', '-batch', '-'], {
-    input: [hostNs, ...netns].map((n) => `netns del ${n}\n`).join(''),
-  });
-  await lab.cleanup();
-});
+  try {
+    // Bounded: an agent that does not stop must not keep the namespaces below alive.
+    const stopped = agent?.stop().catch(() => {});
+    await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000).unref())]);
+    await store?.close().catch(() => {});
+  } finally {
+    await run('ip', ['-force', '-batch', '-'], {
+      input: [hostNs, ...netns].map((n) => `netns del ${n}\n`).join(''),
+    });
+    await lab.cleanup();
+  }
+}, 60_000);
 
 const cniOf = (name: string): CniConfig =>
   cniSchema.parse({
