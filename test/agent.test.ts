@@ -117,6 +117,20 @@ describe('nodeward agent on the embedded default', () => {
     );
   });
 
+  it('exits with status 2 saying what to set when the API-server pod source has no address', async () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    await expect(
+      startAgentProcess(['--set', 'pods.source=apiserver'], {
+        cwd: dir.path,
+        // Outside a pod: no in-cluster address to fall back on.
+        env: { KUBERNETES_SERVICE_HOST: '' },
+      }),
+    ).rejects.toThrow(
+      /exited with 2 before listening:\nnodeward: pods\.apiserver\.url is empty and KUBERNETES_SERVICE_HOST is not set/,
+    );
+  });
+
   it('exits with status 69 naming http.listen when the port is taken', async () => {
     const { agent } = await start();
     const taken = agent.url.replace('http://', '');
