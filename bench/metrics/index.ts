@@ -7,6 +7,7 @@ import { importBusybox, Lab, startDockerd } from '../../test/lab/index.ts';
 import { freePort } from '../../test/lab/ports.ts';
 import { cpuSeconds, rssBytes } from '../lib/proc-stats.ts';
 import { type Bench, median, metric, percentile } from '../types.ts';
+import { startIdleContainers } from './containers.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 /** The bundle the image runs (`npm run build`): its memory and CPU are what a node pays. */
@@ -98,29 +99,7 @@ const bench: Bench = {
       log(`starting dockerd and ${containers} busybox containers`);
       const dockerd = await startDockerd({ lab });
       await importBusybox(dockerd.socketPath);
-      for (let i = 0; i < containers; i += 10) {
-        await Promise.all(
-          Array.from({ length: Math.min(10, containers - i) }, (_, j) =>
-            dockerd.docker([
-              'run',
-              '--detach',
-              '--network',
-              'none',
-              '--name',
-              `bench-${i + j}`,
-              '--label',
-              `io.kubernetes.pod.name=bench-${i + j}`,
-              '--label',
-              'io.kubernetes.pod.namespace=bench',
-              '--label',
-              'io.kubernetes.container.name=sleep',
-              'local/busybox',
-              'sleep',
-              '3600',
-            ]),
-          ),
-        );
-      }
+      await startIdleContainers(dockerd, containers, 'bench');
 
       const [ourPort, anchorPort] = [await freePort(), await freePort()];
       const ours = spawn(

@@ -12,6 +12,7 @@ import { createMetrics } from '../../agent/metrics/index.ts';
 import { metricsSchema } from '../../shared/config/metrics.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { importBusybox, Lab, startDockerd, waitFor } from '../../test/lab/index.ts';
+import { startIdleContainers } from './containers.ts';
 
 const gzipAsync = promisify(gzip);
 const containers = Number(process.argv[2] ?? 50);
@@ -26,29 +27,7 @@ const lab = new Lab();
 try {
   const dockerd = await startDockerd({ lab });
   await importBusybox(dockerd.socketPath);
-  for (let i = 0; i < containers; i += 10) {
-    await Promise.all(
-      Array.from({ length: Math.min(10, containers - i) }, (_, j) =>
-        dockerd.docker([
-          'run',
-          '--detach',
-          '--network',
-          'none',
-          '--name',
-          `prof-${i + j}`,
-          '--label',
-          `io.kubernetes.pod.name=prof-${i + j}`,
-          '--label',
-          'io.kubernetes.pod.namespace=bench',
-          '--label',
-          'io.kubernetes.container.name=sleep',
-          'local/busybox',
-          'sleep',
-          '3600',
-        ]),
-      ),
-    );
-  }
+  await startIdleContainers(dockerd, containers, 'prof');
   const settings = metricsSchema.parse({
     containers: { source: 'docker', dockerSocket: dockerd.socketPath },
   });
