@@ -74,10 +74,11 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
       const { Ipam } = await import('./ipam/ipam.ts');
       const { usageReport } = await import('./ipam/admin.ts');
       const { startIpamGc } = await import('./gc/index.ts');
-      const store = await openIpamStore(config);
       // Owner kinds for sticky StatefulSet addresses: the agent's shared pod source (the config
-      // check makes stickyStatefulSets require a pods.source).
+      // check makes stickyStatefulSets require a pods.source). Resolved before the store opens: a
+      // pods section that cannot be used fails the run with nothing to close.
       const pods = cni.stickyStatefulSets ? sharedPodSource(config.pods, config.node.name) : undefined;
+      const store = await openIpamStore(config);
       const unsubscribe = pods
         ? logPodSourceHealth(pods, log, 'StatefulSet pods get no sticky IP meanwhile')
         : () => {};

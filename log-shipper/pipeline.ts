@@ -4,7 +4,7 @@ import type { LogsConfig } from '../shared/config/logs.ts';
 import type { PodsConfig } from '../shared/config/pods.ts';
 import { asNodewardError, NodewardError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { type PodMetadataSource, type PodSource, sharedPodSource } from '../shared/pods/index.ts';
+import { type PodMetadataSource, sharedPodSource } from '../shared/pods/index.ts';
 import { Batcher } from './batch.ts';
 import { CheckpointStore } from './checkpoint.ts';
 import { Sender } from './deliver.ts';
@@ -61,6 +61,9 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
       details: { root: logs.root },
     });
   }
+  // Before anything is opened: a pods section that cannot be used (no API-server address) fails
+  // the run with nothing to close.
+  const podSource = deps.metadata === undefined ? sharedPodSource(config.pods, config.node) : undefined;
   const checkpoints = await CheckpointStore.load(checkpointPath(config.dataDir), log);
   const sink = deps.sink ?? createSink(logs, log);
   try {
@@ -70,13 +73,8 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
     throw asNodewardError(err);
   }
 
-  let metadata = deps.metadata;
-  let podSource: PodSource | undefined;
+  const metadata = deps.metadata ?? podSource;
   let unsubscribe = () => {};
-  if (metadata === undefined) {
-    podSource = sharedPodSource(config.pods, config.node);
-    metadata = podSource;
-  }
   if (podSource !== undefined) {
     let lastReason: string | undefined;
     const k = podSource;

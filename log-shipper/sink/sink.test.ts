@@ -10,6 +10,7 @@ import { Lab, tempDir } from '../../test/lab/index.ts';
 import { createFileSink } from './file.ts';
 import { kafkaSecurity } from './kafka.ts';
 import { cachedKeyPartitioner, platformaticReason, platformaticSecurity } from './kafka-platformatic.ts';
+import { isTlsFailure } from './sink.ts';
 import { createStdoutSink } from './stdout.ts';
 
 const lab = new Lab();
@@ -155,5 +156,41 @@ describe('kafka sink: TLS and SASL options', () => {
     );
     expect(platformaticReason(new TimeoutError('Request timed out'))).toBe('TIMEOUT');
     expect(platformaticReason(new Error('plain'))).toBe('Error');
+  });
+});
+
+describe('isTlsFailure: certificate problems get the reason tls, resets during a handshake do not', () => {
+  const reset = Object.assign(
+    new Error('Client network socket disconnected before secure TLS connection was established'),
+    { code: 'ECONNRESET' },
+  );
+  const untrusted = Object.assign(new Error('self-signed certificate'), {
+    code: 'DEPTH_ZERO_SELF_SIGNED_CERT',
+  });
+  it.each([
+    ['an untrusted certificate', untrusted, true],
+    [
+      'a name mismatch',
+      Object.assign(new Error("Hostname/IP does not match certificate's altnames"), {
+        code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+      }),
+      true,
+    ],
+    [
+      'wrapped by kafkajs (originalError), message only',
+      Object.assign(new Error('retries exceeded'), {
+        originalError: new Error('Connection error: self-signed certificate'),
+      }),
+      true,
+    ],
+    [
+      'wrapped by platformatic (errors list)',
+      Object.assign(new Error('metadata failed'), { errors: [untrusted] }),
+      true,
+    ],
+    ['a reset during the handshake', reset, false],
+    ['a topic named logs.tls', new Error('topic logs.tls: NOT_LEADER_OR_FOLLOWER'), false],
+  ])('%s', (_what, err, tls) => {
+    expect(isTlsFailure(err)).toBe(tls);
   });
 });

@@ -35,7 +35,9 @@ export function sinkError(sink: SinkName, reason: string, err: unknown): Nodewar
 }
 
 const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/;
-const TLS_MESSAGE = /certificate|self[- ]signed|\bSSL\b|\bTLS\b/i;
+/** Certificate verification in the words of Node's TLS errors; not "TLS" alone ("socket disconnected before secure TLS connection" is a reset). */
+const TLS_MESSAGE = /certificate|self[- ]signed|unable to verify|altnames/i;
+const NETWORK_CODE = /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH)$/;
 
 /**
  * Whether a client's error comes from the TLS handshake (an untrusted or expired certificate, a
@@ -51,7 +53,10 @@ export function isTlsFailure(err: unknown, depth = 0): boolean {
     originalError?: unknown;
     errors?: unknown;
   };
-  if (typeof code === 'string' && TLS_CODE.test(code)) return true;
+  if (typeof code === 'string') {
+    if (TLS_CODE.test(code)) return true;
+    if (NETWORK_CODE.test(code)) return false;
+  }
   if (TLS_MESSAGE.test(err.message)) return true;
   return [cause, originalError, ...(Array.isArray(errors) ? errors : [])].some((e) =>
     isTlsFailure(e, depth + 1),

@@ -59,7 +59,9 @@ export const podsSchema = z
         ...credentials('API server'),
         watchTimeout: duration()
           .prefault('5m')
-          .describe('Length of one watch request (timeoutSeconds); then it is renewed from where it was.'),
+          .describe(
+            'Length of one watch request (timeoutSeconds, jittered between this and twice it, as client-go does); then it is renewed from where it was.',
+          ),
         resolveWait: duration()
           .prefault('1s')
           .describe('How long a lookup of a pod not known yet waits for the watch to bring it.'),

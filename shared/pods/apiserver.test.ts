@@ -160,6 +160,8 @@ describe('API-server pod source (list + watch of this node, kube-apiserver-shape
       what: 'the relist after 410',
     });
     expect(api.requests.list).toBe(2);
+    // The relist is a consistent read (no resourceVersion), not the watch cache's possibly older view.
+    expect(api.requests.listFrom).toEqual(['0', '']);
     expect(s.get({ namespace: 'a', name: 'old' })).toBeUndefined();
 
     // A server answering 410 to every watch, even from a fresh list's version: lists back off
@@ -199,6 +201,45 @@ describe('API-server pod source (list + watch of this node, kube-apiserver-shape
     s.stop();
     await s.stopped();
     await waitFor(() => api.watching === 0, { what: 'the watch to close' });
+  });
+});
+
+describe('API-server pod source: what the real world sends', () => {
+  it('finds a static pod by the kubelet uid of its mirror annotation (its log directory and cgroup)', async () => {
+    const api = await apiserver();
+    const kubeletUid = '3c1f8e1b2a0d9c8b7a6f5e4d3c2b1a09';
+    const mirror = api.add({
+      namespace: 'kube-system',
+      name: `etcd-${NODE}`,
+      node: NODE,
+      annotations: { 'kubernetes.io/config.mirror': kubeletUid },
+    });
+    const s = source(api);
+    await s.start();
+    expect(s.get({ namespace: 'kube-system', name: `etcd-${NODE}`, uid: kubeletUid })?.uid).toBe(
+      mirror.metadata!.uid,
+    );
+    // The API server's own uid still finds it; an unrelated uid does not.
+    expect(
+      s.get({ namespace: 'kube-system', name: `etcd-${NODE}`, uid: mirror.metadata!.uid }),
+    ).toBeDefined();
+    expect(s.get({ namespace: 'kube-system', name: `etcd-${NODE}`, uid: 'other' })).toBeUndefined();
+  });
+
+  it('survives a line that is not a watch event (a broken proxy): reported, the stream dropped, watched again', async () => {
+    const api = await apiserver();
+    const s = source(api);
+    const failed = failures(s);
+    await s.start();
+    await waitFor(() => api.watching === 1, { what: 'the watch to open' });
+    api.sendRaw('<html>502 Bad Gateway</html>');
+    await waitFor(() => failed.includes('bad_json'), { what: 'the bad line to be reported' });
+    // The broken stream is closed by us, not left open to fail later; a new watch takes over.
+    await waitFor(() => api.requests.watch >= 2 && api.watching === 1, { what: 'a new watch' });
+    const later = api.add({ namespace: 'a', name: 'later', node: NODE });
+    await waitFor(() => s.get({ namespace: 'a', name: 'later' })?.uid === later.metadata!.uid, {
+      what: 'a pod from the new watch',
+    });
   });
 });
 

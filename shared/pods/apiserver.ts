@@ -32,6 +32,9 @@ export interface ApiServerPodSourceOptions extends Connection {
   backoffMax?: number;
 }
 
+/** Consecutive watch failures after which the pods are listed again rather than watched from the last version. */
+const WATCH_FAILURES_BEFORE_RELIST = 3;
+
 /** A watch event line: {"type":"ADDED","object":{…Pod…}}; ERROR carries a Status. */
 interface WatchEvent {
   type?: string;
@@ -77,6 +80,7 @@ export class ApiServerPodSource extends CachedPodSource implements PodSource {
     this.abort = undefined;
     clearInterval(this.sweep);
     this.sweep = undefined;
+    this.changed();
   }
 
   /** Resolves once the watch loop has ended after the last stop() (for tests and clean shutdowns). */
@@ -89,7 +93,9 @@ export class ApiServerPodSource extends CachedPodSource implements PodSource {
     for (;;) {
       const pod = this.get(ref);
       const left = deadline - Date.now();
-      if (pod !== undefined || left <= 0 || this.abort === undefined) return pod;
+      // Not waiting while the source fails: the watch would not bring the pod meanwhile.
+      if (pod !== undefined || left <= 0 || this.abort === undefined || this.lastError !== undefined)
+        return pod;
       await new Promise<void>((resolve) => {
         const wake = () => {
           clearTimeout(timer);
@@ -112,13 +118,18 @@ export class ApiServerPodSource extends CachedPodSource implements PodSource {
     const max = this.options.backoffMax ?? 30_000;
     let version: string | undefined;
     let delay = initial;
-    /** The version came from a list just now: a 410 for it is no reason to list again at once. */
+    /** Lists so far: the first may come from the watch cache (resourceVersion=0), later ones not. */
+    let lists = 0;
+    /** The version came from a list and no event followed yet: a 410 for it is no reason to list again at once. */
     let listed = false;
+    /** Watches that failed in a row: past a few, the cache may be missing changes, so list again. */
+    let failures = 0;
     while (!signal.aborted) {
       try {
-        listed = version === undefined;
-        if (version === undefined) {
-          version = await this.list(signal);
+        if (version === undefined || failures >= WATCH_FAILURES_BEFORE_RELIST) {
+          version = await this.list(signal, lists++ === 0 ? '0' : undefined);
+          listed = true;
+          failures = 0;
           attempted();
         }
         const opened = Date.now();
@@ -126,6 +137,8 @@ export class ApiServerPodSource extends CachedPodSource implements PodSource {
         await this.watch(version, signal, (v) => {
           version = v;
           events++;
+          listed = false;
+          failures = 0;
           delay = initial;
         });
         // A server that ends watches at once must not be hammered by reconnects.
@@ -141,6 +154,7 @@ export class ApiServerPodSource extends CachedPodSource implements PodSource {
           version = undefined;
           if (!listed) continue;
         }
+        failures++;
         this.failed(err);
         attempted();
         await sleep(delay, signal);
@@ -150,9 +164,14 @@ export class ApiServerPodSource extends CachedPodSource implements PodSource {
     attempted();
   }
 
-  /** The complete list of this node's pods; returns its resourceVersion. */
-  private async list(signal: AbortSignal): Promise<string> {
-    const url = this.podsUrl({ resourceVersion: '0' });
+  /**
+   * The complete list of this node's pods; returns its resourceVersion. `resourceVersion=0` lets
+   * the API server answer from its watch cache (cheap: 500 nodes list at once after a restart);
+   * a relist after 410 asks for a consistent read instead, as client-go does: a lagging cache could
+   * bring deleted pods back.
+   */
+  private async list(signal: AbortSignal, resourceVersion: string | undefined): Promise<string> {
+    const url = this.podsUrl(resourceVersion === undefined ? {} : { resourceVersion });
     const res = await openGet(url, this.options, 'API server', signal);
     const list = (await readJson(res, url, 'API server')) as V1PodList;
     if (typeof list !== 'object' || list === null || !Array.isArray(list.items))
@@ -178,21 +197,28 @@ export class ApiServerPodSource extends CachedPodSource implements PodSource {
 
   /** One watch request, applied event by event until the server ends it. */
   private async watch(version: string, signal: AbortSignal, advanced: (v: string) => void): Promise<void> {
+    // Between watchTimeout and twice it, as client-go jitters: agents that reconnected together
+    // (after an API server restart) do not renew their watches in lockstep.
+    const seconds = Math.max(1, Math.round((this.options.watchTimeout * (1 + Math.random())) / 1000));
     const url = this.podsUrl({
       watch: 'true',
       resourceVersion: version,
       allowWatchBookmarks: 'true',
-      timeoutSeconds: String(Math.max(1, Math.round(this.options.watchTimeout / 1000))),
+      timeoutSeconds: String(seconds),
     });
-    // The socket may stay quiet for the whole request: the inactivity limit covers it.
-    const conn = { ...this.options, timeout: this.options.watchTimeout + this.options.timeout };
-    const res = await openGet(url, conn, 'API server watch', signal);
+    // Opening it is bounded like any request; once it answered, the socket may stay quiet for the
+    // whole watch (bookmarks come about once a minute), so the inactivity limit covers that.
+    const res = await openGet(url, this.options, 'API server watch', signal);
+    res.socket?.setTimeout(seconds * 1000 + this.options.timeout);
     if (this.lastError !== undefined) this.refreshed();
     await this.applyEvents(res, url, advanced);
   }
 
   private async applyEvents(res: IncomingMessage, url: URL, advanced: (v: string) => void): Promise<void> {
     const lines = createInterface({ input: res, crlfDelay: Number.POSITIVE_INFINITY });
+    // Errors of the stream surface through the iteration below, or not at all once it ended: an
+    // 'error' without a listener would take the whole agent down.
+    lines.on('error', () => {});
     try {
       for await (const line of lines) {
         if (line.trim() === '') continue;
@@ -225,6 +251,10 @@ export class ApiServerPodSource extends CachedPodSource implements PodSource {
       if (err instanceof PodSourceError) throw err;
       // A watch cut mid-stream (API server restart, load balancer idle limit) is renewed like one
       // that ended; if the server is really gone, opening the next one says so.
+    } finally {
+      // Left early (a bad line, an ERROR event): the server may keep the stream open.
+      lines.close();
+      res.destroy();
     }
   }
 
@@ -240,6 +270,10 @@ export class ApiServerPodSource extends CachedPodSource implements PodSource {
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
     const timer = setTimeout(done, ms);
     timer.unref();
     signal.addEventListener('abort', done, { once: true });

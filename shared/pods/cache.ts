@@ -15,14 +15,26 @@ export interface PodRef {
 
 interface Entry {
   pod: PodInfo;
+  /** The kubelet's own uid of a static pod, which its log directory and cgroup carry. */
+  mirrorOf: string | undefined;
   /** When it was found gone (ms); undefined while it exists. */
   goneSince: number | undefined;
 }
+
+/**
+ * A static pod (etcd, kube-apiserver, kube-proxy as manifests) runs under the kubelet's own uid —
+ * the one in /var/log/pods/<ns>_<name>_<uid> and in its cgroup — while the API server shows a
+ * mirror pod with another uid and the kubelet's in this annotation. The kubelet's /pods shows the
+ * kubelet's uid itself.
+ */
+const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
 
 const nameKey = (namespace: string, name: string) => `${namespace}/${name}`;
 
 export class PodCache {
   private readonly byUid = new Map<string, Entry>();
+  /** Static pods by the kubelet's uid (MIRROR_ANNOTATION). */
+  private readonly byMirror = new Map<string, Entry>();
   private readonly byName = new Map<string, Entry>();
   /** Bumped on every change: a cheap test for "worth asking again". */
   generation = 0;
@@ -33,18 +45,20 @@ export class PodCache {
 
   get(ref: PodRef): PodInfo | undefined {
     const e =
-      (ref.uid !== undefined ? this.byUid.get(ref.uid) : undefined) ??
+      (ref.uid !== undefined ? (this.byUid.get(ref.uid) ?? this.byMirror.get(ref.uid)) : undefined) ??
       this.byName.get(nameKey(ref.namespace, ref.name));
     if (e === undefined) return undefined;
     // A name reused by a newer pod: the uid decides.
-    if (ref.uid !== undefined && e.pod.uid !== ref.uid) return undefined;
+    if (ref.uid !== undefined && e.pod.uid !== ref.uid && e.mirrorOf !== ref.uid) return undefined;
     return e.pod;
   }
 
   /** A pod that exists now (listed, ADDED, MODIFIED). */
   upsert(pod: PodInfo): void {
-    const entry: Entry = { pod, goneSince: undefined };
+    const mirrorOf = pod.annotations[MIRROR_ANNOTATION] || undefined;
+    const entry: Entry = { pod, mirrorOf, goneSince: undefined };
     this.byUid.set(pod.uid, entry);
+    if (mirrorOf !== undefined) this.byMirror.set(mirrorOf, entry);
     this.byName.set(nameKey(pod.namespace, pod.name), entry);
     this.generation++;
   }
@@ -71,6 +85,7 @@ export class PodCache {
     for (const [uid, e] of this.byUid) {
       if (e.goneSince === undefined || now - e.goneSince < grace) continue;
       this.byUid.delete(uid);
+      if (e.mirrorOf !== undefined && this.byMirror.get(e.mirrorOf) === e) this.byMirror.delete(e.mirrorOf);
       const key = nameKey(e.pod.namespace, e.pod.name);
       if (this.byName.get(key) === e) this.byName.delete(key);
       this.generation++;

@@ -36,7 +36,7 @@ export interface FakeApiServer {
     apiserver: { url: string; tokenFile: string; caFile: string } & Record<string, unknown>;
   };
   /** Requests answered so far, by kind, and the resourceVersion each watch started from. */
-  readonly requests: { list: number; watch: number; watchFrom: string[] };
+  readonly requests: { list: number; watch: number; watchFrom: string[]; listFrom: string[] };
   /** The cluster's current resourceVersion. */
   readonly resourceVersion: string;
   /** Watches open now. */
@@ -51,6 +51,8 @@ export interface FakeApiServer {
   bookmark(): void;
   /** Forgets the event history: watches from any version older than the current one get 410 Expired. */
   compact(): void;
+  /** Writes a line that is not a watch event to every open watch (a broken proxy), keeping them open. */
+  sendRaw(line: string): void;
   /** Answers every watch with 410 Expired from now on, whatever its version (a misbehaving server). */
   expireEverything(): void;
   /** Cuts every open watch, as an API server restart or a load balancer does. */
@@ -84,7 +86,7 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
   const history: WatchEventRecord[] = [];
   const watchers = new Set<Watcher>();
   const sockets = new Set<Socket>();
-  const requests = { list: 0, watch: 0, watchFrom: [] as string[] };
+  const requests = { list: 0, watch: 0, watchFrom: [] as string[], listFrom: [] as string[] };
   let rv = 100;
   let oldest = 0;
   let mode: FakeApiServer['mode'] = 'ok';
@@ -140,6 +142,7 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
     const watch = url.searchParams.get('watch');
     if (watch !== 'true' && watch !== '1') {
       requests.list++;
+      requests.listFrom.push(url.searchParams.get('resourceVersion') ?? '');
       const items = [...pods.values()].filter((p) => matches({ node }, p));
       res.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
@@ -239,6 +242,9 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
     compact() {
       oldest = rv;
       history.length = 0;
+    },
+    sendRaw(text) {
+      for (const w of watchers) w.res.write(`${text}\n`);
     },
     expireEverything() {
       oldest = Number.POSITIVE_INFINITY;
