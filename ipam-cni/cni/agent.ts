@@ -96,6 +96,9 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
   };
   const replayed = await replay();
   const server = await startCniServer({ socket: cni.socket, handlers, metrics, log });
+  // DELs the shim journaled while the replay ran (the socket was not open yet): known now, so an
+  // ADD of their pod waits for them; their teardowns start at once.
+  if ((await handlers.teardowns.load()) > 0) void handlers.teardowns.retry();
   // Segments left from before (pods kept running while the agent was away): publish our VTEPs
   // again now, not at the next ADD, before other nodes' grace for our departure runs out. After
   // the socket opens: a slow store must not hold ADDs back (they share the ensure).

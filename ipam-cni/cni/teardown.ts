@@ -39,6 +39,8 @@ interface Pending {
   readonly key: string;
   /** namespace/name from CNI_ARGS, when the runtime gave them. */
   readonly pod: string | undefined;
+  /** Order of recording: an ADD waits only for DELs recorded before it arrived. */
+  readonly seq: number;
   /** The attempt in flight, if any. */
   running: Promise<boolean> | undefined;
   /** What the first attempt waits for. */
@@ -66,6 +68,7 @@ export class Teardowns {
   readonly #pending = new Map<string, Pending>();
   readonly #waiting: (() => void)[] = [];
   #running = 0;
+  #seq = 0;
 
   constructor(options: TeardownOptions) {
     this.#o = options;
@@ -73,6 +76,15 @@ export class Teardowns {
 
   get depth(): number {
     return this.#pending.size;
+  }
+
+  /**
+   * The current position in the record order, taken by an ADD when it arrives: `settle` then
+   * waits only for DELs recorded before it. A DEL recorded after it (the runtime gave up on that
+   * ADD) waits for the ADD itself; waiting for it here would be a cycle.
+   */
+  mark(): number {
+    return this.#seq;
   }
 
   /**
@@ -121,10 +133,10 @@ export class Teardowns {
    * tried again now. Still failing → 11 (try again later): the runtime retries the ADD, and the
    * address is not handed out twice meanwhile.
    */
-  async settle(containerID: string, ifName: string, pod: string | undefined): Promise<void> {
+  async settle(containerID: string, ifName: string, pod: string | undefined, before: number): Promise<void> {
     const key = attachmentKey(containerID, ifName);
     const mine = [...this.#pending.values()].filter(
-      (p) => p.key === key || (pod !== undefined && p.pod === pod),
+      (p) => p.seq < before && (p.key === key || (pod !== undefined && p.pod === pod)),
     );
     for (const p of mine) {
       if (await this.#start(p)) continue;
@@ -154,6 +166,7 @@ export class Teardowns {
   #add(name: string, request: CniRequest, after?: Promise<unknown>): void {
     this.#pending.set(name, {
       after,
+      seq: this.#seq++,
       name,
       request,
       key: attachmentKey(request.containerID, request.ifName),

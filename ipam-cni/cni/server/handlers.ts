@@ -88,6 +88,8 @@ export class CniHandlers {
    * starts on a clean slate.
    */
   readonly #last = new Map<string, Promise<unknown>>();
+  /** Gratuitous ARPs still being sent, by attachment. */
+  readonly #announcing = new Map<string, Promise<void>>();
   #garpNoted = false;
   /** Host veth ends of teardowns, deleted in batches (one RTNL-held RCU wait per batch). */
   readonly #reaper: VethReaper;
@@ -137,11 +139,13 @@ export class CniHandlers {
 
   async add(req: CniRequest): Promise<CniResult> {
     const prev = this.#last.get(attachmentKey(req.containerID, req.ifName));
+    // Taken now, before any await: the DELs this ADD must wait for are those already recorded.
+    const mark = this.teardowns.mark();
     return this.#sequence(
       req,
       (async () => {
         await prev?.catch(() => {});
-        return this.#add(req);
+        return this.#add(req, mark);
       })(),
     );
   }
@@ -157,7 +161,7 @@ export class CniHandlers {
     return op;
   }
 
-  async #add(req: CniRequest): Promise<CniResult> {
+  async #add(req: CniRequest, mark: number): Promise<CniResult> {
     const started = performance.now();
     const conf = parseNetConf(req.config);
     const version = versionOf(conf);
@@ -175,7 +179,7 @@ export class CniHandlers {
     const pod = args.get('K8S_POD_NAME') || undefined;
     const namespace = args.get('K8S_POD_NAMESPACE') || 'default';
     // An earlier DEL of this attachment (or of this pod: its sticky address) is torn down first.
-    await this.teardowns.settle(req.containerID, req.ifName, pod && `${namespace}/${pod}`);
+    await this.teardowns.settle(req.containerID, req.ifName, pod && `${namespace}/${pod}`, mark);
     let t = this.#stage('ADD', 'settle', started);
     const [allocated, made] = await Promise.allSettled([
       this.#sticky(annotations, pod, namespace, args.get('K8S_POD_UID') || undefined).then((sticky) =>
@@ -227,9 +231,15 @@ export class CniHandlers {
       );
       this.#stage('ADD', 'configure', t);
       if (allocation.family === 4 && this.#garp(req.netns)) {
-        // In the background: the answer does not wait for the announcement.
-        void announceAddress(pair, veth).catch((err: unknown) => {
+        // In the background: the answer does not wait for the announcement. A teardown of this
+        // attachment waits for it, so it never announces an address already released.
+        const key = attachmentKey(req.containerID, req.ifName);
+        const announcing = announceAddress(pair, veth).catch((err: unknown) => {
           this.#d.log?.debug({ err, containerID: req.containerID }, 'cni: gratuitous ARP not sent');
+        });
+        this.#announcing.set(key, announcing);
+        void announcing.finally(() => {
+          if (this.#announcing.get(key) === announcing) this.#announcing.delete(key);
         });
       }
       return buildResult(version, allocation, [
@@ -319,9 +329,9 @@ export class CniHandlers {
   }
 
   /**
-   * The work of a DEL: host veth (its peer goes with it) and address at once — the pod is stopped,
-   * and the teardown waits for the slower of the two, not both. A missing link or handle is
-   * success.
+   * The work of a DEL: the host veth (its peer goes with it), then the address — in that order, so
+   * an address is never free while an interface that answers ARP for it still exists (a pending
+   * announcement of it included). A missing link or handle is success.
    */
   async #teardown(req: CniRequest): Promise<void> {
     let conf: NetConf | undefined;
@@ -331,17 +341,15 @@ export class CniHandlers {
       // DEL forgives a config it cannot read: links and address go all the same.
       this.#d.log?.warn({ err, containerID: req.containerID }, 'cni: DEL with an unreadable config');
     }
-    const started = performance.now();
-    const [l, r] = await Promise.allSettled([
-      conf && isIpamOnly(conf)
-        ? Promise.resolve(false)
-        : this.#reaper
-            .remove(hostVethName(req.containerID, req.ifName))
-            .finally(() => this.#stage('DEL', 'links', started)),
-      this.#d.ipam.release(req.containerID, req.ifName).finally(() => this.#stage('DEL', 'release', started)),
-    ]);
-    if (l.status === 'rejected') throw l.reason;
-    if (r.status === 'rejected') throw r.reason;
+    let t = performance.now();
+    const key = attachmentKey(req.containerID, req.ifName);
+    await this.#announcing.get(key)?.catch(() => {});
+    if (!(conf && isIpamOnly(conf))) {
+      await this.#reaper.remove(hostVethName(req.containerID, req.ifName));
+      t = this.#stage('DEL', 'links', t);
+    }
+    await this.#d.ipam.release(req.containerID, req.ifName);
+    this.#stage('DEL', 'release', t);
   }
 
   async check(req: CniRequest): Promise<void> {
