@@ -170,6 +170,25 @@ describe.skipIf(reason)('DEL torn down in the background', () => {
     expect(journal('a1')).toEqual([]);
   });
 
+  it('a teardown that cannot succeed (corrupt record) is moved aside, not retried forever', async () => {
+    const handlers = agent.handlers;
+    const id = `corrupt-${suffix}`;
+    const path = await podNetns();
+    await handlers.add(request('ADD', id, path, 'corrupt'));
+    await etcd.etcdctl(['put', `${prefix}handles/${id}/eth0`, 'not a record']);
+    await handlers.del(request('DEL', id, path, 'corrupt'));
+    await handlers.teardowns.idle();
+    expect(handlers.teardowns.depth).toBe(0);
+    expect(journal('a1')).toEqual([]);
+    expect(readdirSync(join(dir, 'a1', 'journal')).filter((n) => n.startsWith('bad-del-'))).toHaveLength(1);
+    // The pod is not blocked: a new container of it gets an address.
+    const again = (await handlers.add(request('ADD', `${id}-2`, await podNetns(), 'corrupt'))) as CniResult;
+    expect(ipOf(again)).toMatch(/^10\.78\.0\./);
+    await handlers.del(request('DEL', `${id}-2`, path, 'corrupt'));
+    await handlers.teardowns.idle();
+    await etcd.etcdctl(['del', `${prefix}handles/${id}/eth0`]);
+  });
+
   it("a new container of a sticky pod right after the old one's DEL gets the address back", async () => {
     const sticky = { 'nodeward.io/sticky-ip': 'true' };
     const handlers = agent.handlers;

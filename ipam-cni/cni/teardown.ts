@@ -1,6 +1,6 @@
 import { readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CNI } from '../../shared/errors.ts';
+import { CNI, NodewardError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { appendJournal, type JournalEntry, pendingEntries } from './journal.ts';
 import type { CniRequest } from './protocol.ts';
@@ -207,6 +207,20 @@ export class Teardowns {
       p.failures++;
       p.lastError = err;
       this.#o.onAttempt?.((performance.now() - started) / 1000, false);
+      if (err instanceof NodewardError && !err.retriable) {
+        // Retrying cannot help (a corrupt record, an invalid request): kept aside for the operator,
+        // not retried forever while every ADD of the pod answers 11.
+        this.#o.log?.error(
+          { err, code: err.code, entry: p.name, containerID: p.request.containerID },
+          'cni: DEL teardown cannot succeed; journal entry moved aside as bad-*, see `nodeward ipam check`',
+        );
+        await rename(join(this.#o.journalDir, p.name), join(this.#o.journalDir, `bad-${p.name}`)).catch(
+          () => {},
+        );
+        this.#pending.delete(p.name);
+        this.#o.onDepth?.(this.#pending.size);
+        return true;
+      }
       this.#o.log?.warn(
         { err, entry: p.name, containerID: p.request.containerID, failures: p.failures },
         'cni: DEL teardown failed; kept in the journal, retried',
