@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -187,6 +187,26 @@ describe.skipIf(reason)('DEL torn down in the background', () => {
     await handlers.del(request('DEL', `${id}-2`, path, 'corrupt'));
     await handlers.teardowns.idle();
     await etcd.etcdctl(['del', `${prefix}handles/${id}/eth0`]);
+  });
+
+  it('a DEL that cannot be journaled (the directory is unusable) is torn down before it is answered', async () => {
+    const handlers = agent.handlers;
+    const id = `nojournal-${suffix}`;
+    const path = await podNetns();
+    await handlers.add(request('ADD', id, path, 'nojournal'));
+    const journalDir = join(dir, 'a1', 'journal');
+    renameSync(journalDir, `${journalDir}.away`);
+    writeFileSync(journalDir, 'not a directory');
+    try {
+      await handlers.del(request('DEL', id, path, 'nojournal'));
+      // Answered only now, with nothing left to do in the background.
+      expect(await handles(id)).toEqual([]);
+      expect(await hostLinks()).not.toContain(hostVethName(id, 'eth0'));
+      expect(handlers.teardowns.depth).toBe(0);
+    } finally {
+      rmSync(journalDir);
+      renameSync(`${journalDir}.away`, journalDir);
+    }
   });
 
   it("a new container of a sticky pod right after the old one's DEL gets the address back", async () => {

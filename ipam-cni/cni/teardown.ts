@@ -139,7 +139,8 @@ export class Teardowns {
       (p) => p.seq < before && (p.key === key || (pod !== undefined && p.pod === pod)),
     );
     for (const p of mine) {
-      if (await this.#start(p)) continue;
+      // First in the queue: a pod waits on it, unlike the tick's background retries.
+      if (await this.#start(p, true)) continue;
       throw new CniError(
         CNI.tryAgainLater,
         `the teardown of an earlier DEL of ${p.key}${p.pod ? ` (pod ${p.pod})` : ''} is still pending: ${(p.lastError as Error)?.message ?? p.lastError}`,
@@ -179,20 +180,20 @@ export class Teardowns {
   }
 
   /** The attempt in flight, or a new one; resolves true when the entry is gone. */
-  #start(p: Pending): Promise<boolean> {
+  #start(p: Pending, urgent = false): Promise<boolean> {
     if (!this.#pending.has(p.name)) return Promise.resolve(true);
-    p.running ??= this.#attempt(p).finally(() => {
+    p.running ??= this.#attempt(p, urgent).finally(() => {
       p.running = undefined;
     });
     return p.running;
   }
 
-  async #attempt(p: Pending): Promise<boolean> {
+  async #attempt(p: Pending, urgent: boolean): Promise<boolean> {
     if (p.after) {
       await p.after.catch(() => {});
       p.after = undefined;
     }
-    await this.#slot();
+    await this.#slot(urgent);
     const started = performance.now();
     try {
       await this.#o.run(p.request);
@@ -231,12 +232,14 @@ export class Teardowns {
     }
   }
 
-  async #slot(): Promise<void> {
+  async #slot(urgent: boolean): Promise<void> {
     if (this.#running < (this.#o.concurrency ?? 4)) {
       this.#running++;
       return;
     }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    await new Promise<void>((resolve) =>
+      urgent ? this.#waiting.unshift(resolve) : this.#waiting.push(resolve),
+    );
   }
 
   #release(): void {

@@ -323,7 +323,15 @@ export class CniHandlers {
         { err, containerID: req.containerID, journalDir: this.#d.journalDir },
         'cni: DEL not journaled; tearing down before answering',
       );
-      await this.#teardown(req);
+      // Still in the attachment's order: after an ADD in flight, before the next one.
+      const prev = this.#last.get(attachmentKey(req.containerID, req.ifName));
+      await this.#sequence(
+        req,
+        (async () => {
+          await prev?.catch(() => {});
+          await this.#teardown(req);
+        })(),
+      );
     }
     this.#stage('DEL', 'journal', started);
   }
