@@ -7,15 +7,15 @@ import {
   type PodMetadataSource,
   type PodRef,
 } from '../../shared/pods/index.ts';
-import { type Etcd, Lab, run, runOk, skipReason, startEtcd, tempDir } from '../../test/lab/index.ts';
+import { type Etcd, Lab, run, skipReason } from '../../test/lab/index.ts';
 import { Ipam } from '../ipam/ipam.ts';
 import { addPool } from '../ipam/pools.ts';
 import { netnsRunner } from '../net/exec.ts';
 import { Segments } from '../net/segment.ts';
-import { EtcdStore } from '../store/etcd.ts';
+import type { EtcdStore } from '../store/etcd.ts';
 import { CniHandlers, STICKY_ANNOTATION } from './server/handlers.ts';
 import type { CniResult } from './server/result.ts';
-import { newNetns, podRequests } from './testing.ts';
+import { newNetns, podRequests, startCniTestbed } from './testing.ts';
 
 /**
  * Sticky addresses on the CNI path, through the handlers: real etcd, a "host" netns for the
@@ -92,15 +92,7 @@ const del = async (id: string, pod: string) => {
 
 describe.skipIf(reason)('sticky addresses through the CNI handlers', () => {
   beforeAll(async () => {
-    dir = await tempDir('cni-sticky', lab);
-    etcd = await startEtcd({ lab });
-    store = await EtcdStore.open({
-      endpoints: etcd.endpoints,
-      prefix,
-      dialTimeoutMs: 1000,
-      requestTimeoutMs: 3000,
-    });
-    await runOk('ip', ['netns', 'add', hostNs]);
+    ({ dir, etcd, store } = await startCniTestbed(lab, 'cni-sticky', prefix, hostNs));
     await addPool(store, {
       name: 'sticky',
       cidr: '10.77.0.0/24',

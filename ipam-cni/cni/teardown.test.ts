@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CniConfig, cniSchema } from '../../shared/config/cni.ts';
-import { type Etcd, Lab, run, runOk, skipReason, startEtcd, tempDir, waitFor } from '../../test/lab/index.ts';
+import { type Etcd, Lab, run, runOk, skipReason, waitFor } from '../../test/lab/index.ts';
 import { Ipam } from '../ipam/ipam.ts';
 import { addPool } from '../ipam/pools.ts';
 import { hostVethName } from '../net/names.ts';
@@ -15,7 +15,7 @@ import { type CniAgent, startCniAgent } from './agent.ts';
 import { type CniMetrics, createCniMetrics } from './metrics.ts';
 import type { CniResult } from './server/result.ts';
 import { CniError } from './spec.ts';
-import { newNetns, podRequests, runPlugin } from './testing.ts';
+import { newNetns, podRequests, runPlugin, startCniTestbed } from './testing.ts';
 
 /**
  * DEL answered once journaled, torn down in the background (./teardown.ts), and gratuitous ARP
@@ -112,15 +112,7 @@ const journal = (name: string) => readdirSync(join(dir, name, 'journal')).filter
 
 describe.skipIf(reason)('DEL torn down in the background', () => {
   beforeAll(async () => {
-    dir = await tempDir('cni-teardown', lab);
-    etcd = await startEtcd({ lab });
-    store = await EtcdStore.open({
-      endpoints: etcd.endpoints,
-      prefix,
-      dialTimeoutMs: 1000,
-      requestTimeoutMs: 3000,
-    });
-    await runOk('ip', ['netns', 'add', hostNs]);
+    ({ dir, etcd, store } = await startCniTestbed(lab, 'cni-teardown', prefix, hostNs));
     await addPool(store, { name: pool, cidr: '10.78.0.0/24', gateway: '10.78.0.1' });
     registry = new Registry();
     metrics = createCniMetrics(registry);

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { runOk } from '../../test/lab/exec.ts';
+import { type Etcd, type Lab, startEtcd, tempDir } from '../../test/lab/index.ts';
+import { EtcdStore } from '../store/etcd.ts';
 import type { CniRequest } from './protocol.ts';
 
 /**
@@ -106,4 +108,26 @@ export async function newNetns(name: string, created: string[]): Promise<string>
   created.push(name);
   await runOk('ip', ['netns', 'add', name]);
   return `/run/netns/${name}`;
+}
+
+/**
+ * What the handler tests stand on: a temp dir, a real etcd, the IPAM store on it under `prefix`,
+ * and the "host" netns (named `hostNs`) where bridges and host veth ends go.
+ */
+export async function startCniTestbed(
+  lab: Lab,
+  name: string,
+  prefix: string,
+  hostNs: string,
+): Promise<{ dir: string; etcd: Etcd; store: EtcdStore }> {
+  const dir = await tempDir(name, lab);
+  const etcd = await startEtcd({ lab });
+  const store = await EtcdStore.open({
+    endpoints: etcd.endpoints,
+    prefix,
+    dialTimeoutMs: 1000,
+    requestTimeoutMs: 3000,
+  });
+  await runOk('ip', ['netns', 'add', hostNs]);
+  return { dir, etcd, store };
 }
