@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../shared/config/index.ts';
 import { NodewardError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
+import { MODULE_NAMES, type ModuleFactory, type ModuleName } from '../shared/module.ts';
 import { createHttpServer, listen } from './http.ts';
-import { MODULE_NAMES, type ModuleFactory, type ModuleName } from './module.ts';
 import { createSelfMetrics } from './self-metrics.ts';
 import { Supervisor } from './supervisor.ts';
 

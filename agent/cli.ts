@@ -1,7 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { stringify } from 'yaml';
 import pkg from '../package.json' with { type: 'json' };
-import { renderExampleConfig } from '../shared/config/example.ts';
 import {
   type Config,
   configSchema,
@@ -12,6 +11,7 @@ import {
   loadConfig,
   parseConfig,
   readConfigFile,
+  renderExampleConfig,
 } from '../shared/config/index.ts';
 import { asNodewardError, EXIT, exitCodeOf } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';

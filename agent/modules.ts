@@ -1,5 +1,5 @@
 import type { Config } from '../shared/config/index.ts';
-import type { ModuleFactory, ModuleName } from './module.ts';
+import type { ModuleFactory, ModuleName } from '../shared/module.ts';
 
 /**
  * The module implementations this build ships, loaded only when enabled: a node without the network

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { ModuleName } from './module.ts';
+import type { ModuleName } from '../shared/module.ts';
 
 /** The agent's metrics about itself: process defaults plus module health, restarts and errors. */
 export function createSelfMetrics(version: string) {

@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { NodewardError } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';
-import type { AgentModule, RunContext } from './module.ts';
+import type { AgentModule, RunContext } from '../shared/module.ts';
 import { createSelfMetrics } from './self-metrics.ts';
 import { backoffDelay, Supervisor } from './supervisor.ts';
 

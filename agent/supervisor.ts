@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asNodewardError, NodewardError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { AgentModule } from './module.ts';
+import type { AgentModule } from '../shared/module.ts';
 import type { SelfMetrics } from './self-metrics.ts';
 
 export interface BackoffPolicy {

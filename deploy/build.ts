@@ -44,6 +44,12 @@ const result = await build({
   logLevel: 'warning',
   metafile: true,
 });
+// The bundle carries product code only: a test harness or bench reached by some import is a bug
+// (test/house.test.ts checks the sources; this checks what esbuild actually pulled in).
+const harness = Object.keys(result.metafile.inputs).filter((p) =>
+  /^(test|bench)\/|node_modules\/vitest\//.test(p),
+);
+if (harness.length) throw new Error(`the bundle would include test or bench code: ${harness.join(', ')}`);
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
 const entry = result.metafile.outputs['build/nodeward.mjs']?.bytes ?? 0;
 process.stdout.write(

@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { parse as parseYaml, stringify } from 'yaml';
-import type { Config } from '../shared/config/schema.ts';
+import type { Config } from '../shared/config/index.ts';
 import { EXIT, NodewardError } from '../shared/errors.ts';
-import { releaseFromReport, releaseIp, releaseSticky, stickyRecords, usageReport } from './ipam/admin.ts';
+import { releaseFromReport, releaseIp, releaseSticky, stickyRecords } from './ipam/admin.ts';
 import { audit } from './ipam/audit.ts';
 import { Ipam, type Released } from './ipam/ipam.ts';
 import { addPool, readPools, removePool } from './ipam/pools.ts';
+import { usageReport } from './ipam/usage.ts';
 import { openIpamStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 

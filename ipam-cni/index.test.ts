@@ -3,12 +3,12 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, expect, it } from 'vitest';
-import type { RunContext } from '../agent/module.ts';
-import { configSchema } from '../shared/config/schema.ts';
+import { configSchema } from '../shared/config/index.ts';
 import { createLogger } from '../shared/logger.ts';
+import type { RunContext } from '../shared/module.ts';
 import { Lab, run, runOk, skipReason, tempDir } from '../test/lab/index.ts';
+import { runPlugin } from '../test/support/ipam-cni/run-plugin.ts';
 import { appendJournal } from './cni/journal.ts';
-import { runPlugin } from './cni/testing.ts';
 import { createNetworkModule, registerCniCommands } from './index.ts';
 import { Ipam } from './ipam/ipam.ts';
 import { addPool } from './ipam/pools.ts';

@@ -1,38 +1,23 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Registry } from 'prom-client';
-import type { AgentModule, ModuleFactory } from '../agent/module.ts';
-import { type CniConfig, cniSchema } from '../shared/config/cni.ts';
-import type { Config } from '../shared/config/schema.ts';
+import type { Config } from '../shared/config/index.ts';
+import { type CniConfig, cniSchema } from '../shared/config/index.ts';
 import { NodewardError } from '../shared/errors.ts';
+import type { AgentModule, ModuleFactory } from '../shared/module.ts';
 import { logPodSourceHealth, sharedPodSource } from '../shared/pods/index.ts';
 import { createCniMetrics } from './cni/metrics.ts';
 import { createIpamMetrics } from './ipam/metrics.ts';
 
-// IPAM: pools, the allocation service, its stores and the `nodeward ipam` commands. Nothing here
-// loads etcd3 until an etcd store is opened.
-export { measureThroughput, type ThroughputOptions, type ThroughputResult } from './bench/throughput.ts';
+// The network module and the `nodeward ipam` / `nodeward cni` commands: what the agent and its CLI
+// use. Nothing here loads etcd3 until an etcd store is opened.
 export { type IpamCliIo, registerIpamCommands } from './cli.ts';
-export { type CniAgent, type CniAgentOptions, startCniAgent } from './cni/agent.ts';
-export { installCni, renderConflist } from './cni/install.ts';
-export { type AuditProblem, type AuditReport, audit } from './ipam/audit.ts';
-export { type AllocateRequest, type Allocation, Ipam, type IpamOptions, type Released } from './ipam/ipam.ts';
-export { IPAM_PREFIX } from './ipam/keys.ts';
-export { type LoadOptions, type LoadResult, percentile, runAllocationLoad } from './ipam/load.ts';
-export { compilePool, type Pool, type PoolSpec, type PoolSpecInput, poolSpecSchema } from './ipam/pool.ts';
-export { addPool, readPools, removePool, type StoredPool } from './ipam/pools.ts';
-export { IP_ANNOTATION, POOL_ANNOTATION, type PoolSelection } from './ipam/select.ts';
-export type { LabelSelector, Labels } from './ipam/selector.ts';
-export { FileStore } from './store/file.ts';
-export { MemoryStore } from './store/memory.ts';
-export { openIpamStore } from './store/open.ts';
-export type { Commit, CommitResult, Condition, Entry, Listing, Store, Write } from './store/store.ts';
 
 /**
  * network.cni of the effective config. Parsed again here (idempotent on parsed output) so this
  * works whether or not the config schema mounts cniSchema at network.cni.
  */
-export function cniConfigOf(config: Config): CniConfig {
+function cniConfigOf(config: Config): CniConfig {
   const raw = (config.network as Record<string, unknown>)['cni'];
   const r = cniSchema.safeParse(raw ?? {});
   if (!r.success) {
@@ -72,7 +57,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
       const { openIpamStore } = await import('./store/open.ts');
       const { startCniAgent } = await import('./cni/agent.ts');
       const { Ipam } = await import('./ipam/ipam.ts');
-      const { usageReport } = await import('./ipam/admin.ts');
+      const { usageReport } = await import('./ipam/usage.ts');
       const { startIpamGc } = await import('./gc/index.ts');
       // Owner kinds for sticky StatefulSet addresses: the agent's shared pod source (the config
       // check makes stickyStatefulSets require a pods.source). Resolved before the store opens: a
@@ -161,7 +146,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
 };
 
 /** The build's shim, beside the sources (`npm run build:cni`). */
-export const BUILT_SHIM = resolve(import.meta.dirname, '../build/nodeward-cni');
+const BUILT_SHIM = resolve(import.meta.dirname, '../build/nodeward-cni');
 
 /**
  * `nodeward cni install`. The caller (agent/cli.ts) gives the program and how to load the config
@@ -203,7 +188,7 @@ export function registerCniCommands(
         const file = flags.config ?? io.env['NODEWARD_CONFIG'];
         const config = io.loadConfig
           ? io.loadConfig(file, flags.set)
-          : (await import('../shared/config/load.ts')).loadConfig({ file, env: io.env, sets: flags.set });
+          : (await import('../shared/config/index.ts')).loadConfig({ file, env: io.env, sets: flags.set });
         const { installCni } = await import('./cni/install.ts');
         const out = installCni({
           binary: flags.binary,

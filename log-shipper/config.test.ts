@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { logsSchema } from '../shared/config/logs.ts';
+import { logsSchema } from '../shared/config/index.ts';
 
 describe('logs config', () => {
   it('has embedded defaults for everything', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { v1Pod } from '../shared/pods/fake-kubelet.ts';
 import { type PodMetadataSource, podInfoOf } from '../shared/pods/index.ts';
+import { v1Pod } from '../test/support/pods/fake-kubelet.ts';
 import { createEnricher, labelsFromContainerLogName, labelsFromPodLogPath } from './enrich.ts';
 
 const ID = 'a'.repeat(24) + '0123456789abcdef'.repeat(2) + 'b'.repeat(8);

@@ -4,7 +4,7 @@ import { containerIdOf, type PodInfo, type PodMetadataSource, type PodOwners } f
 /**
  * The enrich stage: the labels every record of a file carries. The file name gives namespace,
  * pod, uid, container and container id; pod metadata (owner workload, pod labels, annotations for
- * the route stage) comes from a PodMetadataSource — the kubelet's /pods — when it knows the pod.
+ * the pod rules) comes from a PodMetadataSource — the kubelet's /pods — when it knows the pod.
  */
 
 export interface Labels extends PodOwners {

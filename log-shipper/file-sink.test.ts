@@ -11,9 +11,6 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../shared/logger.ts';
 import { Lab, tempDir, waitFor } from '../test/lab/index.ts';
-import { createLogsModule } from './index.ts';
-import { checkpointPath } from './pipeline.ts';
-import type { LogRecord } from './record.ts';
 import {
   criLine,
   dockerLine,
@@ -22,7 +19,10 @@ import {
   startRun,
   testConfig,
   writeLines,
-} from './test-kubelet.ts';
+} from '../test/support/log-shipper/harness.ts';
+import { createLogsModule } from './index.ts';
+import { checkpointPath } from './pipeline.ts';
+import type { LogRecord } from './record.ts';
 
 const lab = new Lab();
 afterEach(() => lab.cleanup());

@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import type { AgentModule, ModuleFactory } from '../agent/module.ts';
+import type { AgentModule, ModuleFactory } from '../shared/module.ts';
 import { createLogsMetrics } from './metrics.ts';
 import { runPipeline } from './pipeline.ts';
 

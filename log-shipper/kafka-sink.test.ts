@@ -12,10 +12,10 @@ import {
   tempDir,
   waitFor,
 } from '../test/lab/index.ts';
+import { fakeContainer, startRun, testConfig, writeLines } from '../test/support/log-shipper/harness.ts';
 import { createLogsModule } from './index.ts';
 import { checkpointPath } from './pipeline.ts';
 import type { LogRecord } from './record.ts';
-import { fakeContainer, startRun, testConfig, writeLines } from './test-kubelet.ts';
 
 const skip = skipReason({ binaries: ['kcat'] });
 if (skip) console.warn(`kafka sink tests skipped: ${skip}`);

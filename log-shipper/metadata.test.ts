@@ -2,11 +2,17 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../shared/logger.ts';
-import { startFakeKubelet } from '../shared/pods/fake-kubelet.ts';
 import { type KafkaMock, Lab, skipReason, startKafka, tempDir, waitFor } from '../test/lab/index.ts';
+import {
+  type FakeContainer,
+  fakeContainer,
+  startRun,
+  testConfig,
+  writeLines,
+} from '../test/support/log-shipper/harness.ts';
+import { startFakeKubelet } from '../test/support/pods/fake-kubelet.ts';
 import { createLogsModule } from './index.ts';
 import type { LogRecord } from './record.ts';
-import { type FakeContainer, fakeContainer, startRun, testConfig, writeLines } from './test-kubelet.ts';
 
 /**
  * Enrichment end to end: kubelet-shaped pod directories and symlinks, the pods' metadata served by

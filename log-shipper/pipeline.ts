@@ -1,7 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LogsConfig } from '../shared/config/logs.ts';
-import type { PodsConfig } from '../shared/config/pods.ts';
+import type { LogsConfig, PodsConfig } from '../shared/config/index.ts';
 import { asNodewardError, NodewardError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { type PodMetadataSource, sharedPodSource } from '../shared/pods/index.ts';
@@ -10,11 +9,12 @@ import { CheckpointStore } from './checkpoint.ts';
 import { Sender } from './deliver.ts';
 import { createDiscovery } from './discover.ts';
 import { createEnricher } from './enrich.ts';
+import { FollowedFiles } from './followed-files.ts';
 import { InflightBudget } from './inflight.ts';
 import type { LogsMetrics } from './metrics.ts';
-import { createRoutePolicy, createRouter } from './route.ts';
+import { createPodRules } from './pod-rules.ts';
+import { createRouter } from './route.ts';
 import { createSink, reasonOf, type Sink } from './sink/index.ts';
-import { Sources } from './sources.ts';
 import { BufferPool } from './tail.ts';
 
 /**
@@ -126,7 +126,7 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
     sink.name === 'kafka' ? logs.kafka.inFlight : 1,
   );
   const batcher = new Batcher(logs.batch, budget, (batch) => sender.enqueue(batch));
-  const sources = new Sources({
+  const files = new FollowedFiles({
     options: logs,
     checkpoints,
     batcher,
@@ -138,7 +138,7 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
       ...(metadata ? { metadata } : {}),
     }),
     router: createRouter(logs.kafka.topic),
-    policy: createRoutePolicy({
+    podRules: createPodRules({
       excludeNamespaces: logs.exclude.namespaces,
       excludeAnnotation: logs.exclude.annotation,
       multilineAnnotation: logs.multiline.annotation,
@@ -153,16 +153,16 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
     logs.root,
     logs.rescanInterval,
     {
-      added: (path) => void sources.added(path),
-      removed: (path) => sources.removed(path),
-      changed: (path) => sources.changed(path),
+      added: (path) => void files.added(path),
+      removed: (path) => files.removed(path),
+      changed: (path) => files.changed(path),
     },
     log,
   );
   metrics.attach({
     inflightBytes: () => budget.bytes,
-    filesWatched: () => sources.count,
-    checkpointLagBytes: () => sources.lagBytes(),
+    filesWatched: () => files.count,
+    checkpointLagBytes: () => files.lagBytes(),
   });
 
   let failure: NodewardError | undefined;
@@ -179,11 +179,11 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
   const timers: NodeJS.Timeout[] = [];
   try {
     const initial = await discovery.start();
-    await Promise.all(initial.map((path) => sources.added(path, true)));
-    await sources.recover();
+    await Promise.all(initial.map((path) => files.added(path, true)));
+    await files.recover();
     if (!stop.signal.aborted) deps.setReady(true);
-    log.info({ root: logs.root, sink: sink.name, files: sources.count }, 'log shipper running');
-    timers.push(setInterval(() => sources.tick(), logs.pollInterval));
+    log.info({ root: logs.root, sink: sink.name, files: files.count }, 'log shipper running');
+    timers.push(setInterval(() => files.tick(), logs.pollInterval));
     timers.push(setInterval(() => void checkpoints.persist().catch(fail), logs.checkpointInterval));
     await new Promise<void>((resolve) => {
       if (stop.signal.aborted) resolve();
@@ -196,7 +196,7 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
     for (const t of timers) clearInterval(t);
     signal.removeEventListener('abort', onAbort);
     await discovery.stop().catch(() => {});
-    await sources.stop();
+    await files.stop();
     batcher.flush();
     const deadline = Date.now() + logs.flushTimeout;
     sender.close(deadline);

@@ -4,9 +4,16 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../shared/logger.ts';
 import { Lab, tempDir, waitFor } from '../test/lab/index.ts';
+import {
+  criLine,
+  fakeContainer,
+  readRecords,
+  startRun,
+  testConfig,
+  writeLines,
+} from '../test/support/log-shipper/harness.ts';
 import { createLogsModule } from './index.ts';
 import type { LogRecord } from './record.ts';
-import { criLine, fakeContainer, readRecords, startRun, testConfig, writeLines } from './test-kubelet.ts';
 
 /**
  * Kubelet rotation with compression: `0.log` is renamed `0.log.<YYYYMMDD-hhmmss>`, a new `0.log`

@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { renderExampleConfig } from '../shared/config/example.ts';
-import { configSchema, leaves } from '../shared/config/index.ts';
+import { configSchema, leaves, renderExampleConfig } from '../shared/config/index.ts';
 import { runCli } from './cli.ts';
 
 const EXAMPLE = resolve(import.meta.dirname, '../deploy/config.example.yaml');

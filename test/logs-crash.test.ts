@@ -1,9 +1,9 @@
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { criLine, type FakeContainer, fakeContainer } from '../log-shipper/test-kubelet.ts';
 import { type AgentProcess, startAgentProcess } from './cli.ts';
 import { type KafkaMock, Lab, skipReason, startKafka, tempDir, waitFor } from './lab/index.ts';
+import { criLine, type FakeContainer, fakeContainer } from './support/log-shipper/harness.ts';
 
 /**
  * The real `nodeward agent` process (source mode) shipping kubelet-shaped log files into the

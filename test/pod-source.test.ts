@@ -1,13 +1,19 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetricsModule } from '../agent/metrics/index.ts';
-import { fixture, parseExposition } from '../agent/metrics/testing.ts';
 import { createLogsModule } from '../log-shipper/index.ts';
-import { fakeContainer, readRecords, startRun, testConfig, writeLines } from '../log-shipper/test-kubelet.ts';
 import { createLogger } from '../shared/logger.ts';
-import { startFakeApiServer } from '../shared/pods/fake-apiserver.ts';
-import { startFakeKubelet } from '../shared/pods/fake-kubelet.ts';
 import { Lab, tempDir, waitFor } from './lab/index.ts';
+import {
+  fakeContainer,
+  readRecords,
+  startRun,
+  testConfig,
+  writeLines,
+} from './support/log-shipper/harness.ts';
+import { fixture, parseExposition } from './support/metrics/testing.ts';
+import { startFakeApiServer } from './support/pods/fake-apiserver.ts';
+import { startFakeKubelet } from './support/pods/fake-kubelet.ts';
 
 /**
  * The top-level `pods` section feeds the modules from one source. There is no kubelet and no

@@ -1,4 +1,4 @@
-import type { MetricsConfig } from '../../shared/config/metrics.ts';
+import type { MetricsConfig } from '../../shared/config/index.ts';
 
 /** `untyped` only where node_exporter says so (vmstat), so queries and recording rules carry over. */
 export type FamilyType = 'counter' | 'gauge' | 'untyped';

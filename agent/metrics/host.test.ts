@@ -1,8 +1,8 @@
 import { readFileSync, statfsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../shared/logger.ts';
+import { type ExposedFamily, parseExposition, settingsFor } from '../../test/support/metrics/testing.ts';
 import { createHostRegistry } from './index.ts';
-import { type ExposedFamily, parseExposition, settingsFor } from './testing.ts';
 
 /**
  * Correctness against this machine's kernel: the registry's output next to the files it came from,

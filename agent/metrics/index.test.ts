@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { configSchema } from '../../shared/config/schema.ts';
+import { configSchema } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger.ts';
+import { fixture, parseExposition } from '../../test/support/metrics/testing.ts';
 import { createMetricsModule } from './index.ts';
-import { fixture, parseExposition } from './testing.ts';
 
 describe('metrics module', () => {
   const config = configSchema.parse({ metrics: { procRoot: fixture('host/proc') } });

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import type { Registry } from 'prom-client';
-import { HOST_COLLECTORS, type HostCollectorName, type MetricsConfig } from '../../shared/config/metrics.ts';
+import { HOST_COLLECTORS, type HostCollectorName, type MetricsConfig } from '../../shared/config/index.ts';
 import type { Logger } from '../../shared/logger.ts';
+import type { ModuleFactory } from '../../shared/module.ts';
 import { logPodSourceHealth, sharedPodSource } from '../../shared/pods/index.ts';
-import type { ModuleFactory } from '../module.ts';
 import { createAlerts } from './alerts/alertmanager.ts';
 import { HOST_COLLECTOR_FACTORIES } from './collectors/index.ts';
 import { detectCgroupLayout } from './containers/cgroup.ts';

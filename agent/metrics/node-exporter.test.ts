@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../shared/logger.ts';
+import { type ExposedFamily, parseExposition, settingsFor } from '../../test/support/metrics/testing.ts';
 import { createHostRegistry } from './index.ts';
-import { type ExposedFamily, parseExposition, settingsFor } from './testing.ts';
 
 /**
  * Side by side with the real node_exporter (Debian's prometheus-node-exporter), run with our

@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../shared/logger.ts';
 import { Lab, skipReason, startPrometheus } from '../../test/lab/index.ts';
+import { settingsFor } from '../../test/support/metrics/testing.ts';
 import { createHostRegistry } from './index.ts';
-import { settingsFor } from './testing.ts';
 
 const reason = skipReason({ binaries: ['prometheus'] });
 if (reason) console.warn(`[lab] metrics/prometheus test skipped: ${reason} (install prometheus)`);

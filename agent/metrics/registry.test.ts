@@ -4,11 +4,11 @@ import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../shared/logger.ts';
+import { fixture, parseExposition, settingsFor } from '../../test/support/metrics/testing.ts';
 import { type Collector, family } from './collector.ts';
 import { createHostRegistry } from './index.ts';
 import { registerCollectors } from './registry.ts';
 import { createScraper, FAILURE_LOG_INTERVAL_MS } from './scrape.ts';
-import { fixture, parseExposition, settingsFor } from './testing.ts';
 
 /** A logger whose JSON lines land in an array. */
 function capturedLogger() {

@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { chmodSync, copyFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { runPlugin, type ShimRun } from '../../ipam-cni/cni/testing.ts';
 import { addPool } from '../../ipam-cni/ipam/pools.ts';
 import { EtcdStore } from '../../ipam-cni/store/etcd.ts';
-import { cniSchema } from '../../shared/config/cni.ts';
+import { cniSchema } from '../../shared/config/index.ts';
 import { Lab, run, runOk, startEtcd, tempDir } from '../../test/lab/index.ts';
+import { runPlugin, type ShimRun } from '../../test/support/ipam-cni/run-plugin.ts';
 import { type Bench, metric, percentile } from '../types.ts';
 
 /**
@@ -66,7 +66,7 @@ const bench: Bench = {
       const agent = spawn(
         process.execPath,
         [
-          join(import.meta.dirname, '../../ipam-cni/cni/agent-process.ts'),
+          join(import.meta.dirname, '../../test/support/ipam-cni/agent-process.ts'),
           JSON.stringify({ etcd: etcd.endpoints[0], prefix, cni, node: 'bench' }),
         ],
         { stdio: ['ignore', 'pipe', 'inherit'] },

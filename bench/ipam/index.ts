@@ -1,6 +1,6 @@
-import { measureThroughput } from '../../ipam-cni/index.ts';
 import { Lab, startEtcd } from '../../test/lab/index.ts';
 import { type Bench, metric } from '../types.ts';
+import { measureThroughput } from './throughput.ts';
 
 /**
  * Allocation throughput of 3 agents (each its own Ipam and etcd client) on a 3-member etcd, beside

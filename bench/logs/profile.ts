@@ -21,13 +21,17 @@ interface Profile {
   timeDeltas: number[];
 }
 
+/** Labels, pod rules and routes, and the followed files that wire the stages together. */
+const ENRICH_ROUTE =
+  /log-shipper\/(enrich|route|pod-rules|token-bucket|file-labels|followed-files?|line-counts|timed-multiline|restart-recovery|rotated-files)\.ts|shared\/pods/;
+
 const STAGES: [string, (url: string, fn: string) => boolean][] = [
   [
     'read (tail, discover, fs)',
     (u) => /log-shipper\/(tail|discover|identity)\.ts|chokidar|node:internal\/fs|node:fs/.test(u),
   ],
   ['parse', (u) => /log-shipper\/(parse|multiline)\.ts/.test(u)],
-  ['enrich + route', (u) => /log-shipper\/(enrich|route|sources)\.ts|shared\/pods/.test(u)],
+  ['enrich + route', (u) => ENRICH_ROUTE.test(u)],
   ['encode (record JSON)', (u) => /log-shipper\/record\.ts/.test(u)],
   ['batch + deliver', (u) => /log-shipper\/(batch|deliver|inflight|pipeline|checkpoint)\.ts/.test(u)],
   [

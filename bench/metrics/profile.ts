@@ -9,7 +9,7 @@
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { createMetrics } from '../../agent/metrics/index.ts';
-import { metricsSchema } from '../../shared/config/metrics.ts';
+import { metricsSchema } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { importBusybox, Lab, startDockerd, waitFor } from '../../test/lab/index.ts';
 import { startIdleContainers } from './containers.ts';

@@ -1,5 +1,5 @@
 import { isAbsolute, join } from 'node:path';
-import type { CniConfig } from '../../shared/config/cni.ts';
+import type { CniConfig } from '../../shared/config/index.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { PodMetadataSource } from '../../shared/pods/index.ts';
 import { Ipam } from '../ipam/ipam.ts';

@@ -11,7 +11,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { CniConfig } from '../../shared/config/cni.ts';
+import type { CniConfig } from '../../shared/config/index.ts';
 import { NodewardError } from '../../shared/errors.ts';
 import { PLUGIN_TYPE } from './spec.ts';
 

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CniConfig, cniSchema } from '../../shared/config/cni.ts';
+import { type CniConfig, cniSchema } from '../../shared/config/index.ts';
 import {
   type Etcd,
   kernelHasVlan,
@@ -19,12 +19,12 @@ import {
   startNetLab,
   tempDir,
 } from '../../test/lab/index.ts';
+import { runPlugin, type ShimRun } from '../../test/support/ipam-cni/run-plugin.ts';
 import { Ipam } from '../ipam/ipam.ts';
 import { addPool } from '../ipam/pools.ts';
 import { hostVethName } from '../net/names.ts';
 import { EtcdStore } from '../store/etcd.ts';
 import { type CniAgent, startCniAgent } from './agent.ts';
-import { runPlugin, type ShimRun } from './testing.ts';
 
 /**
  * The plugin end to end on the two-host lab (test/lab/netlab.ts): one real etcd, one agent per

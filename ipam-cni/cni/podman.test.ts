@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { cniSchema } from '../../shared/config/cni.ts';
+import { cniSchema } from '../../shared/config/index.ts';
 import { Lab, run, runOk, skipReason, startEtcd, tempDir } from '../../test/lab/index.ts';
 import { Ipam } from '../ipam/ipam.ts';
 import { addPool } from '../ipam/pools.ts';

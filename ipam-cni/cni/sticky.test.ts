@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeKubelet } from '../../shared/pods/fake-kubelet.ts';
 import {
   KubeletPodSource,
   type PodInfo,
@@ -8,14 +7,16 @@ import {
   type PodRef,
 } from '../../shared/pods/index.ts';
 import { type Etcd, Lab, run, skipReason } from '../../test/lab/index.ts';
+import { newNetns, podRequests, startCniTestbed } from '../../test/support/ipam-cni/testbed.ts';
+import { startFakeKubelet } from '../../test/support/pods/fake-kubelet.ts';
 import { Ipam } from '../ipam/ipam.ts';
 import { addPool } from '../ipam/pools.ts';
 import { netnsRunner } from '../net/exec.ts';
 import { Segments } from '../net/segment.ts';
 import type { EtcdStore } from '../store/etcd.ts';
-import { CniHandlers, STICKY_ANNOTATION } from './server/handlers.ts';
+import { CniHandlers } from './server/handlers.ts';
 import type { CniResult } from './server/result.ts';
-import { newNetns, podRequests, startCniTestbed } from './testing.ts';
+import { STICKY_ANNOTATION } from './server/sticky.ts';
 
 /**
  * Sticky addresses on the CNI path, through the handlers: real etcd, a "host" netns for the

@@ -5,8 +5,10 @@ import { readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CniConfig, cniSchema } from '../../shared/config/cni.ts';
+import { type CniConfig, cniSchema } from '../../shared/config/index.ts';
 import { type Etcd, Lab, run, runOk, skipReason, waitFor } from '../../test/lab/index.ts';
+import { runPlugin } from '../../test/support/ipam-cni/run-plugin.ts';
+import { newNetns, podRequests, startCniTestbed } from '../../test/support/ipam-cni/testbed.ts';
 import { Ipam } from '../ipam/ipam.ts';
 import { addPool } from '../ipam/pools.ts';
 import { hostVethName } from '../net/names.ts';
@@ -15,7 +17,6 @@ import { type CniAgent, startCniAgent } from './agent.ts';
 import { type CniMetrics, createCniMetrics } from './metrics.ts';
 import type { CniResult } from './server/result.ts';
 import { CniError } from './spec.ts';
-import { newNetns, podRequests, runPlugin, startCniTestbed } from './testing.ts';
 
 /**
  * DEL answered once journaled, torn down in the background (./teardown.ts), and gratuitous ARP
@@ -28,7 +29,7 @@ const reason =
   (process.getuid?.() === 0 ? undefined : 'needs root (network namespaces)');
 if (reason) console.warn(`[lab] CNI teardown tests skipped: ${reason}`);
 
-const AGENT_PROCESS = resolve(import.meta.dirname, 'agent-process.ts');
+const AGENT_PROCESS = resolve(import.meta.dirname, '../../test/support/ipam-cni/agent-process.ts');
 const lab = new Lab();
 const suffix = randomBytes(3).toString('hex');
 const hostNs = `nw-tdh-${suffix}`;

@@ -1,4 +1,4 @@
-import type { NetworkConfig } from '../../shared/config/network.ts';
+import type { NetworkConfig } from '../../shared/config/index.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { GcKind } from '../ipam/metrics.ts';
 import type { Store } from '../store/store.ts';

@@ -1,10 +1,10 @@
 import type { Logger } from '../../shared/logger.ts';
-import { handlesPrefix, lastSegment } from '../ipam/keys.ts';
+import { handlesPrefix, lastSegment, parseHandleKey } from '../ipam/keys.ts';
 import type { GcKind } from '../ipam/metrics.ts';
 import { blockRecordSchema, handleRecordSchema, parseRecord } from '../ipam/records.ts';
 import type { Store } from '../store/store.ts';
 import type { Attachment, LivenessSource, Verdict } from './liveness.ts';
-import { handleParts, releaseObservedHandle } from './release.ts';
+import { releaseObservedHandle } from './release.ts';
 
 /**
  * The node reconciler: this node's allocations against the live attachments. An allocation is a
@@ -77,7 +77,7 @@ export class NodeGc {
       const handle = parseRecord(handleRecordSchema, e);
       if (handle.node !== this.#o.node) continue;
       out.allocations++;
-      const a: Attachment = { ...handleParts(e.key), handle };
+      const a: Attachment = { ...parseHandleKey(e.key), handle };
       const answers = verdicts.map((v) => v(a));
       const candidate = !answers.includes(true) && answers.includes(false);
       if (!candidate) continue;

@@ -1,4 +1,4 @@
-import { handleKey, ipKey } from '../ipam/keys.ts';
+import { handleKey, ipKey, parseHandleKey } from '../ipam/keys.ts';
 import { handleRecordSchema, type IpRecord, ipRecordSchema, parseRecord } from '../ipam/records.ts';
 import type { Condition, Entry, Store } from '../store/store.ts';
 
@@ -11,19 +11,12 @@ import type { Condition, Entry, Store } from '../store/store.ts';
 
 export type GcOutcome = 'released' | 'changed' | 'gone';
 
-/** containerID and ifName of a `handles/<containerID>/<ifName>` key. */
-export function handleParts(key: string): { containerID: string; ifName: string } {
-  const rest = key.slice('handles/'.length);
-  const slash = rest.lastIndexOf('/');
-  return { containerID: rest.slice(0, slash), ifName: rest.slice(slash + 1) };
-}
-
 export async function releaseObservedHandle(
   store: Store,
   observed: Pick<Entry, 'key' | 'modRevision'>,
   options: { guard?: readonly Condition[]; now?: () => Date } = {},
 ): Promise<GcOutcome> {
-  const { containerID, ifName } = handleParts(observed.key);
+  const { containerID, ifName } = parseHandleKey(observed.key);
   const hKey = handleKey(containerID, ifName);
   const current = (await store.get([hKey])).get(hKey);
   if (!current) return 'gone';

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NodewardError } from '../../shared/errors.ts';
 import { type Etcd, Lab, skipReason, startEtcd, waitFor } from '../../test/lab/index.ts';
+import { runAllocationLoad } from '../../test/support/ipam-cni/allocation-load.ts';
 import { EtcdStore } from '../store/etcd.ts';
 import { audit } from './audit.ts';
 import { type AllocateRequest, Ipam } from './ipam.ts';
-import { runAllocationLoad } from './load.ts';
 import { addPool } from './pools.ts';
 
 /**

@@ -27,6 +27,12 @@ export const blockIpsPrefix = (pool: string, block: Block) => `ips/${pool}/${blo
 export const ipKey = (pool: string, blockName: string, ip: string) => `ips/${pool}/${blockName}/${ip}`;
 export const handlesPrefix = 'handles/';
 export const handleKey = (containerID: string, ifName: string) => `handles/${containerID}/${ifName}`;
+/** containerID and ifName of a `handles/<containerID>/<ifName>` key. */
+export function parseHandleKey(key: string): { containerID: string; ifName: string } {
+  const rest = key.slice(handlesPrefix.length);
+  const slash = rest.lastIndexOf('/');
+  return { containerID: rest.slice(0, slash), ifName: rest.slice(slash + 1) };
+}
 export const stickyPrefix = 'sticky/';
 export const stickyKey = (namespace: string, pod: string, ifName: string) =>
   `sticky/${namespace}/${pod}/${ifName}`;

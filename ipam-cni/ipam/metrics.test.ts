@@ -1,10 +1,10 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../store/memory.ts';
-import { usageReport } from './admin.ts';
 import { Ipam } from './ipam.ts';
 import { createIpamMetrics } from './metrics.ts';
 import { addPool } from './pools.ts';
+import { usageReport } from './usage.ts';
 
 describe('IPAM metrics', () => {
   it('counts allocations, lost races and pool usage on the registry', async () => {

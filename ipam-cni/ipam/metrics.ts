@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { PoolUsage } from './admin.ts';
+import type { PoolUsage } from './usage.ts';
 
 /**
  * IPAM's metrics, on the network module's registry. The pool gauges are set by the module's check

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { formatIssues } from '../../shared/config/load.ts';
-import { shown } from '../../shared/config/units.ts';
+import { formatIssues, shown } from '../../shared/config/index.ts';
 import { NodewardError } from '../../shared/errors.ts';
 import {
   type Cidr,

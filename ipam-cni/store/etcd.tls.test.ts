@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { networkSchema } from '../../shared/config/network.ts';
+import { networkSchema } from '../../shared/config/index.ts';
 import { freePorts, Lab, runOk, skipReason, startService, tempDir, waitFor } from '../../test/lab/index.ts';
 import { Presence } from '../gc/presence.ts';
 import { Ipam } from '../ipam/ipam.ts';

@@ -1,5 +1,5 @@
 import { isAbsolute, join } from 'node:path';
-import type { NetworkConfig } from '../../shared/config/network.ts';
+import type { NetworkConfig } from '../../shared/config/index.ts';
 import { IPAM_PREFIX } from '../ipam/keys.ts';
 import { FileStore } from './file.ts';
 import type { Store } from './store.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { type Etcd, Lab, skipReason, startEtcd } from '../../test/lab/index.ts';
-import { storeConformance } from './conformance.ts';
+import { storeConformance } from '../../test/support/ipam-cni/store-conformance.ts';
 import { EtcdStore } from './etcd.ts';
 import { FileStore } from './file.ts';
 import { MemoryStore } from './memory.ts';

@@ -1,8 +1,8 @@
 /**
  * The transaction primitives IPAM needs, and nothing more: consistent reads that carry revisions,
  * and an all-or-nothing commit guarded by compares on those revisions. etcd, the node-local file
- * store and the in-memory store implement it, and one conformance suite (conformance.ts) holds
- * them to the same semantics.
+ * store and the in-memory store implement it, and one conformance suite
+ * (test/support/ipam-cni/store-conformance.ts) holds them to the same semantics.
  *
  * Keys are relative to the store's prefix. Revisions are numbers: a store-wide counter that grows
  * by one per successful commit, and every key written by a commit gets that commit's revision as

@@ -1,7 +1,7 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import kafkajs, { CompressionTypes } from 'kafkajs';
-import type { KafkaCompression } from '../../shared/config/logs.ts';
+import type { KafkaCompression } from '../../shared/config/index.ts';
 
 /**
  * Batch compression for the kafkajs sink. kafkajs itself only knows gzip and takes other codecs

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logsSchema } from '../../shared/config/logs.ts';
+import { logsSchema } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { type KafkaMock, Lab, skipReason, startKafka } from '../../test/lab/index.ts';
 import { storedBatches } from '../../test/lab/kafka-batches.ts';
-import { sameValues, sendOnce } from '../test-kubelet.ts';
+import { sameValues, sendOnce } from '../../test/support/log-shipper/harness.ts';
 import { createSink } from './index.ts';
 import type { SinkRecord } from './sink.ts';
 

@@ -10,7 +10,7 @@ import {
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
-import type { KafkaCompression } from '../../shared/config/logs.ts';
+import type { KafkaCompression } from '../../shared/config/index.ts';
 import { NodewardError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { kafkajsCompression } from './codecs.ts';

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { MultipleErrors, murmur2, NetworkError, ResponseError, TimeoutError } from '@platformatic/kafka';
 import { Partitioners } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { logsSchema } from '../../shared/config/logs.ts';
+import { logsSchema } from '../../shared/config/index.ts';
 import { NodewardError } from '../../shared/errors.ts';
 import { Lab, tempDir } from '../../test/lab/index.ts';
 import { createFileSink } from './file.ts';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logsSchema } from '../../shared/config/logs.ts';
+import { logsSchema } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { Lab, skipReason } from '../../test/lab/index.ts';
 import { type KafkaTls, startKafkaTls } from '../../test/lab/kafka-tls.ts';
-import { sameValues, sendOnce } from '../test-kubelet.ts';
+import { sameValues, sendOnce } from '../../test/support/log-shipper/harness.ts';
 import { createSink, reasonOf } from './index.ts';
 
 /**

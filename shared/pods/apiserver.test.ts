@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/lab/wait.ts';
+import { type FakeApiServer, startFakeApiServer } from '../../test/support/pods/fake-apiserver.ts';
 import { configSchema } from '../config/index.ts';
-import { type FakeApiServer, startFakeApiServer } from './fake-apiserver.ts';
 import {
   ApiServerPodSource,
   type ApiServerPodSourceOptions,

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeKubelet, startFakeKubelet, v1Pod } from './fake-kubelet.ts';
+import { type FakeKubelet, startFakeKubelet, v1Pod } from '../../test/support/pods/fake-kubelet.ts';
 import {
   containerIdOf,
   KubeletPodSource,
@@ -110,6 +110,9 @@ describe('kubelet pod source (kubelet-shaped /pods over HTTPS with a bearer toke
     });
     const s = source(k, { refreshMinInterval: 400 });
     const failed = failures(s);
+    // The first fetch starts after this instant, so a rate-limited second one cannot start before
+    // it plus the interval, however slow the machine.
+    const beforeFirstFetch = Date.now();
     await s.start();
     expect(failed).toEqual([]);
     const got = s.get({ namespace: 'shop', name: 'web-7d9f8c6b5-x2k4p' });
@@ -124,12 +127,11 @@ describe('kubelet pod source (kubelet-shaped /pods over HTTPS with a bearer toke
     const requests = k.requests;
     const late = k.add({ namespace: 'shop', name: 'late', owner: { kind: 'StatefulSet', name: 'late' } });
     // Rate-limited: the last fetch was just now, so the fetch waits for the interval; callers share it.
-    const t0 = Date.now();
     const [r1, r2] = await Promise.all([
       s.resolve({ namespace: 'shop', name: 'late' }),
       s.resolve({ namespace: 'shop', name: 'nobody' }),
     ]);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    expect(Date.now() - beforeFirstFetch).toBeGreaterThanOrEqual(400);
     expect(r1?.uid).toBe(late.metadata!.uid);
     expect(r2).toBeUndefined();
     expect(k.requests).toBe(requests + 1);

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MetricsConfig } from '../../../shared/config/metrics.ts';
+import type { MetricsConfig } from '../../../shared/config/index.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import { type Family, family, type Labels } from '../collector.ts';
 import type { Snapshot } from '../push/push.ts';

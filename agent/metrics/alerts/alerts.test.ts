@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { metricsSchema } from '../../../shared/config/metrics.ts';
+import { metricsSchema } from '../../../shared/config/index.ts';
 import { createLogger } from '../../../shared/logger.ts';
+import { parseExposition, startReceiver } from '../../../test/support/metrics/testing.ts';
 import { family } from '../collector.ts';
 import type { Snapshot } from '../push/push.ts';
 import type { Sample } from '../scrape.ts';
-import { parseExposition, startReceiver } from '../testing.ts';
 import { createAlerts, type PostableAlert } from './alertmanager.ts';
 import { compileMatchers, createRuleEngine } from './rules.ts';
 

@@ -1,4 +1,4 @@
-import type { AlertRuleConfig } from '../../../shared/config/metrics.ts';
+import type { AlertRuleConfig } from '../../../shared/config/index.ts';
 import type { Labels } from '../collector.ts';
 import type { Sample } from '../scrape.ts';
 

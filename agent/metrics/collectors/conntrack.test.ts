@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { collectSamples, fixture, settingsFor } from '../testing.ts';
+import { collectSamples, fixture, settingsFor } from '../../../test/support/metrics/testing.ts';
 import { createConntrackCollector, parseConntrackStat } from './conntrack.ts';
 
 const read = (...p: string[]) => readFileSync(fixture(...p), 'utf8');

@@ -1,4 +1,4 @@
-import type { MetricsConfig } from '../../../shared/config/metrics.ts';
+import type { MetricsConfig } from '../../../shared/config/index.ts';
 import { type Collector, type Family, family } from '../collector.ts';
 import { fieldsOf, numberFrom, readKernelFile } from '../procfs.ts';
 

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { collectSamples, fixture, sampleValue, settingsFor } from '../testing.ts';
+import { collectSamples, fixture, sampleValue, settingsFor } from '../../../test/support/metrics/testing.ts';
 import { createFilesystemCollector, parseMounts, type Statfs } from './filesystem.ts';
 
 const read = (...p: string[]) => readFileSync(fixture(...p), 'utf8');

@@ -1,6 +1,6 @@
 import { statfs as fsStatfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { MetricsConfig } from '../../../shared/config/metrics.ts';
+import type { MetricsConfig } from '../../../shared/config/index.ts';
 import { type Collector, family, type Labels } from '../collector.ts';
 import { fieldsOf, isAbsent, readKernelFile } from '../procfs.ts';
 

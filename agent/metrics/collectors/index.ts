@@ -1,4 +1,4 @@
-import type { HostCollectorName } from '../../../shared/config/metrics.ts';
+import type { HostCollectorName } from '../../../shared/config/index.ts';
 import type { CollectorFactory } from '../collector.ts';
 import { createConntrackCollector } from './conntrack.ts';
 import { createCpuCollector } from './cpu.ts';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { collectSamples, fixture, sampleValue, settingsFor } from '../testing.ts';
+import { collectSamples, fixture, sampleValue, settingsFor } from '../../../test/support/metrics/testing.ts';
 import { createNetdevCollector, parseNetDev } from './netdev.ts';
 
 const read = (...p: string[]) => readFileSync(fixture(...p), 'utf8');

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { collectSamples, fixture, sampleValue, settingsFor } from '../testing.ts';
+import { collectSamples, fixture, sampleValue, settingsFor } from '../../../test/support/metrics/testing.ts';
 import { createPressureCollector, parsePressure } from './pressure.ts';
 
 describe('pressure', () => {

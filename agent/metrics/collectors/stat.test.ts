@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { collectSamples, fixture, settingsFor } from '../testing.ts';
+import { collectSamples, fixture, settingsFor } from '../../../test/support/metrics/testing.ts';
 import { createStatCollector, parseStat } from './stat.ts';
 
 describe('stat', () => {

@@ -1,5 +1,5 @@
 import { hostname, machine, release, type, version } from 'node:os';
-import type { MetricsConfig } from '../../../shared/config/metrics.ts';
+import type { MetricsConfig } from '../../../shared/config/index.ts';
 import { type Collector, family } from '../collector.ts';
 import { isAbsent, readKernelFile } from '../procfs.ts';
 

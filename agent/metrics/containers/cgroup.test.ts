@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fixture } from '../testing.ts';
+import { fixture } from '../../../test/support/metrics/testing.ts';
 import {
   BLKIO_FILES,
   cgroupPathOf,

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { metricsSchema } from '../../../shared/config/metrics.ts';
-import { startFakeKubelet } from '../../../shared/pods/fake-kubelet.ts';
+import { metricsSchema } from '../../../shared/config/index.ts';
 import { KubeletPodSource } from '../../../shared/pods/index.ts';
 import { Lab, tempDir } from '../../../test/lab/index.ts';
-import { collectSamples, fixture, sampleValue } from '../testing.ts';
+import { collectSamples, fixture, sampleValue } from '../../../test/support/metrics/testing.ts';
+import { startFakeKubelet } from '../../../test/support/pods/fake-kubelet.ts';
 import { detectCgroupLayout } from './cgroup.ts';
 import { CONTAINER_FAMILIES, createContainerCollector } from './collector.ts';
 import { createCgroupSource } from './kubelet-cgroups.ts';

@@ -1,5 +1,5 @@
 import { readFileSync, readlinkSync } from 'node:fs';
-import type { ContainersConfig } from '../../../shared/config/metrics.ts';
+import type { ContainersConfig } from '../../../shared/config/index.ts';
 import { type Collector, type Emit, type Family, family, type Labels } from '../collector.ts';
 import { parseNetDev } from '../collectors/netdev.ts';
 import {

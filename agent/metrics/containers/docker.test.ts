@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HOST_COLLECTORS, metricsSchema } from '../../../shared/config/metrics.ts';
+import { HOST_COLLECTORS, metricsSchema } from '../../../shared/config/index.ts';
 import { createLogger } from '../../../shared/logger.ts';
 import {
   importBusybox,
@@ -16,8 +16,8 @@ import {
   tempDir,
   waitFor,
 } from '../../../test/lab/index.ts';
+import { type ExposedFamily, parseExposition } from '../../../test/support/metrics/testing.ts';
 import { createMetrics } from '../index.ts';
-import { type ExposedFamily, parseExposition } from '../testing.ts';
 import { detectCgroupLayout } from './cgroup.ts';
 
 const reason = skipReason({

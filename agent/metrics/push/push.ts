@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PushRetryConfig } from '../../../shared/config/metrics.ts';
+import type { PushRetryConfig } from '../../../shared/config/index.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import { type Family, family } from '../collector.ts';
 import type { Sample } from '../scrape.ts';

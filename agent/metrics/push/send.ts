@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PushRetryConfig } from '../../../shared/config/metrics.ts';
+import type { PushRetryConfig } from '../../../shared/config/index.ts';
 import { NodewardError } from '../../../shared/errors.ts';
 
 export interface SendRequest {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { snappyUncompress } from '../testing.ts';
+import { snappyUncompress } from '../../../test/support/metrics/testing.ts';
 import { maxCompressedLength, snappyCompress } from './snappy.ts';
 
 function random(n: number, seed = 1): Buffer {

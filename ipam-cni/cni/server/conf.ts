@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { NodewardError } from '../../../shared/errors.ts';
-import { PLUGIN_TYPE } from '../spec.ts';
+import { CNI, NodewardError } from '../../../shared/errors.ts';
+import { CniError, type CniVersion, isSupportedVersion, PLUGIN_TYPE } from '../spec.ts';
 
 /**
  * The network config the runtime passed (stdin of the shim), as the agent reads it. Loose on
@@ -46,3 +46,11 @@ export function parseNetConf(text: string): NetConf {
  * (macvlan, ipvlan… with ipam.type nodeward: addresses only).
  */
 export const isIpamOnly = (conf: NetConf): boolean => conf.type !== PLUGIN_TYPE;
+
+/** The config's cniVersion, when this agent speaks it. */
+export function versionOf(conf: NetConf): CniVersion {
+  if (!isSupportedVersion(conf.cniVersion)) {
+    throw new CniError(CNI.incompatibleVersion, `cniVersion ${conf.cniVersion} is not supported`);
+  }
+  return conf.cniVersion;
+}

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
-import type { Config } from '../shared/config/schema.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { Config } from './config/index.ts';
+import type { Logger } from './logger.ts';
 
 export const MODULE_NAMES = ['network', 'logs', 'metrics'] as const;
 export type ModuleName = (typeof MODULE_NAMES)[number];

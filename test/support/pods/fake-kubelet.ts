@@ -9,8 +9,8 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { selfSignedCertificate } from '../../test/lab/certs.ts';
-import type { V1Pod, V1PodList } from './pod.ts';
+import type { V1Pod, V1PodList } from '../../../shared/pods/pod.ts';
+import { selfSignedCertificate } from '../../lab/certs.ts';
 
 /**
  * For tests only: a stand-in for the kubelet's `GET /pods` (there is no kubelet in the test lab).

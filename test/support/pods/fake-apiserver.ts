@@ -4,9 +4,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { selfSignedCertificate } from '../../test/lab/certs.ts';
+import type { V1Pod } from '../../../shared/pods/pod.ts';
+import { selfSignedCertificate } from '../../lab/certs.ts';
 import { type FakePodSpec, v1Pod } from './fake-kubelet.ts';
-import type { V1Pod } from './pod.ts';
 
 /**
  * For tests only: a stand-in for the API server's core/v1 pods collection (there is no

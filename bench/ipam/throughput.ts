@@ -1,13 +1,15 @@
-import { Ipam } from '../ipam/ipam.ts';
-import { percentile, runAllocationLoad } from '../ipam/load.ts';
-import { compilePool } from '../ipam/pool.ts';
-import { addPool } from '../ipam/pools.ts';
+import { Ipam } from '../../ipam-cni/ipam/ipam.ts';
+import { handlesPrefix } from '../../ipam-cni/ipam/keys.ts';
+import { compilePool } from '../../ipam-cni/ipam/pool.ts';
+import { addPool } from '../../ipam-cni/ipam/pools.ts';
+import { runAllocationLoad } from '../../test/support/ipam-cni/allocation-load.ts';
+import { percentile } from '../types.ts';
 import { PoolLockAllocator } from './pool-lock.ts';
 
 /**
  * Allocation throughput on a real etcd: ours (per-node blocks, group commit) and the whole-pool
  * lock design, same etcd, same process, same load shape. Each agent has its own etcd client, as
- * separate nodes would. bench/ipam drives it; numbers only mean something side by side.
+ * separate nodes would. index.ts drives it; numbers only mean something side by side.
  */
 
 export interface ThroughputOptions {
@@ -35,7 +37,7 @@ const POOL = { name: 'bench', cidr: '10.128.0.0/16', gateway: '10.128.0.1', bloc
 
 export async function measureThroughput(o: ThroughputOptions): Promise<ThroughputResult> {
   const prefix = `/nodeward-bench-${process.pid}-${Date.now()}/ipam/v1/`;
-  const { EtcdStore } = await import('../store/etcd.ts'); // etcd3 only when measuring
+  const { EtcdStore } = await import('../../ipam-cni/store/etcd.ts'); // etcd3 only when measuring
   const open = () =>
     EtcdStore.open({ endpoints: o.endpoints, prefix, dialTimeoutMs: 2000, requestTimeoutMs: 10_000 });
   const stores = await Promise.all(Array.from({ length: o.agents }, open));
@@ -58,7 +60,7 @@ export async function measureThroughput(o: ThroughputOptions): Promise<Throughpu
         total: o.total,
         runId: 'run',
       });
-      const { entries } = await stores[0]!.list('handles/');
+      const { entries } = await stores[0]!.list(handlesPrefix);
       const ips = entries.map((e) => (JSON.parse(e.value) as { ip: string }).ip);
       return summary(
         o,

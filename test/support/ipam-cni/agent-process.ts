@@ -5,11 +5,11 @@
  * and prints where the agent's time went per stage.
  */
 import { Registry } from 'prom-client';
-import { cniSchema } from '../../shared/config/cni.ts';
-import { Ipam } from '../ipam/ipam.ts';
-import { EtcdStore } from '../store/etcd.ts';
-import { startCniAgent } from './agent.ts';
-import { createCniMetrics } from './metrics.ts';
+import { startCniAgent } from '../../../ipam-cni/cni/agent.ts';
+import { createCniMetrics } from '../../../ipam-cni/cni/metrics.ts';
+import { Ipam } from '../../../ipam-cni/ipam/ipam.ts';
+import { EtcdStore } from '../../../ipam-cni/store/etcd.ts';
+import { cniSchema } from '../../../shared/config/index.ts';
 
 const o = JSON.parse(process.argv[2] ?? '{}') as { etcd: string; prefix: string; cni: unknown; node: string };
 const store = await EtcdStore.open({

@@ -2,11 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import type { AgentModule } from '../agent/module.ts';
-import { type Config, type ConfigInput, configSchema } from '../shared/config/schema.ts';
-import type { Lab } from '../test/lab/index.ts';
-import type { LogRecord } from './record.ts';
-import type { Sink, SinkRecord } from './sink/index.ts';
+import type { LogRecord } from '../../../log-shipper/record.ts';
+import type { Sink, SinkRecord } from '../../../log-shipper/sink/index.ts';
+import { type Config, type ConfigInput, configSchema } from '../../../shared/config/index.ts';
+import type { AgentModule } from '../../../shared/module.ts';
+import type { Lab } from '../../lab/index.ts';
 
 /**
  * Test helpers shaped like a kubelet node: /var/log/pods/<ns>_<pod>_<uid>/<container>/0.log and

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { NodewardError } from '../../shared/errors.ts';
-import { type Commit, type CommitResult, MAX_COMMIT_OPS, type Store } from './store.ts';
+import { type Commit, type CommitResult, MAX_COMMIT_OPS, type Store } from '../../../ipam-cni/store/store.ts';
+import { NodewardError } from '../../../shared/errors.ts';
 
 /**
  * The one test suite every Store implementation passes: IPAM's correctness argument is made

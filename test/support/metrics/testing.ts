@@ -1,11 +1,11 @@
 import { fileURLToPath } from 'node:url';
-import { type MetricsConfig, metricsSchema } from '../../shared/config/metrics.ts';
-import type { Collector, Labels } from './collector.ts';
+import type { Collector, Labels } from '../../../agent/metrics/collector.ts';
+import { type MetricsConfig, metricsSchema } from '../../../shared/config/index.ts';
 
 /** Helpers for the metrics tests; not used at run time. */
 
 export const fixture = (...path: string[]) =>
-  fileURLToPath(new URL(['fixtures', ...path].join('/'), import.meta.url));
+  fileURLToPath(new URL(['../../../agent/metrics/fixtures', ...path].join('/'), import.meta.url));
 
 /** Settings with defaults, reading procfs from a fixture tree. */
 export function settingsFor(procRoot: string, overrides: Record<string, unknown> = {}): MetricsConfig {

@@ -1,5 +1,5 @@
-import { asNodewardError } from '../../shared/errors.ts';
-import type { Ipam } from './ipam.ts';
+import type { Ipam } from '../../../ipam-cni/ipam/ipam.ts';
+import { asNodewardError } from '../../../shared/errors.ts';
 
 /**
  * A load generator: several agents (one Ipam each, as on separate nodes), each with a number of
@@ -62,9 +62,4 @@ export async function runAllocationLoad(options: LoadOptions): Promise<LoadResul
     ),
   );
   return { succeeded, failed, latenciesMs, elapsedMs: performance.now() - start };
-}
-
-export function percentile(values: readonly number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
 }

@@ -1,12 +1,9 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ConfigInput } from '../shared/config/schema.ts';
+import type { ConfigInput } from '../shared/config/index.ts';
 import { createLogger } from '../shared/logger.ts';
-import { type FakeKubelet, type FakePodSpec, startFakeKubelet } from '../shared/pods/fake-kubelet.ts';
 import { Lab, tempDir, waitFor } from '../test/lab/index.ts';
-import { createLogsModule } from './index.ts';
-import { checkpointPath } from './pipeline.ts';
 import {
   criLine,
   type FakeContainer,
@@ -15,12 +12,15 @@ import {
   startRun,
   testConfig,
   writeLines,
-} from './test-kubelet.ts';
+} from '../test/support/log-shipper/harness.ts';
+import { type FakeKubelet, type FakePodSpec, startFakeKubelet } from '../test/support/pods/fake-kubelet.ts';
+import { createLogsModule } from './index.ts';
+import { checkpointPath } from './pipeline.ts';
 
 /**
- * The route stage's pod-driven decisions, end to end into the file sink: exclusion (namespace list,
+ * The pod rules (pod-rules.ts), end to end into the file sink: exclusion (namespace list,
  * pod annotation, per container), the per-pod rate limit, multi-line grouping by a start pattern
- * from a pod annotation. Pod metadata from a kubelet-shaped /pods (shared/pods/fake-kubelet.ts).
+ * from a pod annotation. Pod metadata from a kubelet-shaped /pods (test/support/pods/fake-kubelet.ts).
  */
 
 const lab = new Lab();

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatIp } from '../ipam/addr.ts';
-import type { Pool } from '../ipam/pool.ts';
-import type { Store } from '../store/store.ts';
+import { formatIp } from '../../ipam-cni/ipam/addr.ts';
+import type { Pool } from '../../ipam-cni/ipam/pool.ts';
+import type { Store } from '../../ipam-cni/store/store.ts';
 
 /**
  * The anchor for the IPAM bench: the whole-pool-lock design (whereabouts' shape). Every
