@@ -128,15 +128,23 @@ it('cni install: atomic copy + .conflist from config, idempotent', async () => {
   ];
   await program.parseAsync(argv, { from: 'user' });
   await program.parseAsync(argv, { from: 'user' });
+  // No portmap or bandwidth in this bin dir: said at install, and kept in the conflist.
+  const notes = [
+    `hostPort: off (the portmap plugin is not in ${join(dir, 'bin')})`,
+    `the kubernetes.io/ingress-bandwidth and egress-bandwidth annotations: off (the bandwidth plugin is not in ${join(dir, 'bin')})`,
+  ];
   expect(out).toEqual([
     `${join(dir, 'bin', 'nodeward')}: installed\n`,
     `${join(dir, 'net.d', '10-nodeward.conflist')}: installed\n`,
+    ...notes.map((n) => `note: ${n}\n`),
     `${join(dir, 'bin', 'nodeward')}: unchanged\n`,
     `${join(dir, 'net.d', '10-nodeward.conflist')}: unchanged\n`,
+    ...notes.map((n) => `note: ${n}\n`),
   ]);
   expect(statSync(join(dir, 'bin', 'nodeward')).mode & 0o777).toBe(0o755);
   expect(JSON.parse(readFileSync(join(dir, 'net.d', '10-nodeward.conflist'), 'utf8'))).toEqual({
     cniVersion: '1.0.0',
+    cniVersions: ['1.0.0', '1.1.0'],
     name: 'k8s-pods',
     plugins: [
       {
@@ -144,10 +152,12 @@ it('cni install: atomic copy + .conflist from config, idempotent', async () => {
         socket: '/run/nodeward/cni.sock',
         journalDir: '/var/lib/nodeward/cni-journal',
         timeoutMs: 30_000,
+        capabilities: { 'io.kubernetes.cri.pod-annotations': true, ips: true },
         pool: 'pods',
         mtu: 9000,
       },
     ],
+    notes,
   });
   expect(readdirSync(join(dir, 'bin'))).toEqual(['nodeward']);
 });

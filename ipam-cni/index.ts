@@ -199,6 +199,9 @@ export function registerCniCommands(
         });
         for (const f of [out.binary, out.conflist])
           io.stdout(`${f.path}: ${f.changed ? 'installed' : 'unchanged'}\n`);
+        // What this node's network cannot do (a chained plugin missing or too old) is said at install
+        // time, where the operator can still fix it; the conflist keeps the same notes.
+        for (const note of out.notes) io.stdout(`note: ${note}\n`);
       },
     );
 }

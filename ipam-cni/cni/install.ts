@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -13,7 +14,7 @@ import {
 import { join } from 'node:path';
 import type { CniConfig } from '../../shared/config/index.ts';
 import { NodewardError } from '../../shared/errors.ts';
-import { PLUGIN_TYPE } from './spec.ts';
+import { LATEST_VERSION, PLUGIN_TYPE, SUPPORTED_VERSIONS } from './spec.ts';
 
 /**
  * `nodeward cni install`: what an install-cni init container does. Both files are written to a
@@ -33,19 +34,128 @@ export interface InstallOptions {
 export interface InstallOutcome {
   readonly binary: { path: string; changed: boolean };
   readonly conflist: { path: string; changed: boolean };
+  /** What the installed network cannot do on this node, and why (also in the conflist's `notes`). */
+  readonly notes: readonly string[];
 }
 
-/** The .conflist for this node: one nodeward plugin, with the socket and journal the shim needs. */
-export function renderConflist(cni: CniConfig): string {
+type ChainName = CniConfig['chain'][number];
+
+/** A reference plugin found in the bin dir, with the CNI versions its VERSION command reports. */
+export interface ChainedPlugin {
+  readonly type: ChainName;
+  readonly supportedVersions: readonly string[];
+}
+
+/** What each chained plugin serves, and the capabilities the runtime must hand it for that. */
+const CHAIN: Record<ChainName, { serves: string; conf: Record<string, unknown> }> = {
+  // snat: hostPort reached from the node itself (127.0.0.1 and the node's own addresses) works too.
+  portmap: { serves: 'hostPort', conf: { capabilities: { portMappings: true }, snat: true } },
+  bandwidth: {
+    serves: 'the kubernetes.io/ingress-bandwidth and egress-bandwidth annotations',
+    conf: { capabilities: { bandwidth: true } },
+  },
+};
+
+/**
+ * Runtimes (containerd, CRI-O) hand a plugin `runtimeConfig` only for the capabilities its conflist
+ * declares: without these the pool, address and sticky annotations never reach the agent. `ips` is
+ * the runtime's requested address (the same as the nodeward.io/ip annotation). `mac` is not
+ * declared: pod interfaces keep the kernel's random MAC.
+ */
+const NODEWARD_CAPABILITIES = { 'io.kubernetes.cri.pod-annotations': true, ips: true };
+
+const versionKey = (v: string) => v.split('.').reduce((n, part) => n * 1000 + Number(part), 0);
+
+export interface ConflistPlan {
+  readonly cniVersion: string;
+  /** Every version nodeward and each chained plugin speak, from cniVersion up (libcni ≥ 1.2 picks the highest). */
+  readonly cniVersions: readonly string[];
+  readonly chained: readonly ChainedPlugin[];
+  readonly notes: readonly string[];
+}
+
+/**
+ * The versions and chain of the conflist, from the plugins present. Pure: `installCni` finds the
+ * plugins. A chained plugin that cannot speak a version takes it off the list, since libcni hands
+ * every plugin of a list the one version it picked.
+ */
+export function planConflist(
+  cni: CniConfig,
+  present: readonly ChainedPlugin[],
+  binDir: string,
+): ConflistPlan {
+  const notes: string[] = [];
+  for (const type of cni.chain) {
+    if (!present.some((p) => p.type === type))
+      notes.push(`${CHAIN[type].serves}: off (the ${type} plugin is not in ${binDir})`);
+  }
+  const chained = cni.chain.flatMap((type) => present.filter((p) => p.type === type));
+  const common = SUPPORTED_VERSIONS.filter((v) => chained.every((p) => p.supportedVersions.includes(v)));
+  const floor = common.filter((v) => versionKey(v) <= versionKey(cni.cniVersion)).at(-1);
+  if (floor === undefined) {
+    throw new NodewardError(
+      'USAGE',
+      `no CNI version at or below ${cni.cniVersion} is spoken by nodeward and ${chained.map((p) => p.type).join(', ')} alike: ` +
+        `drop the plugin from network.cni.chain or install a newer one`,
+    );
+  }
+  if (floor !== cni.cniVersion)
+    notes.push(
+      `cniVersion ${floor}, not ${cni.cniVersion}: a chained plugin does not speak ${cni.cniVersion}`,
+    );
+  const cniVersions = common.filter((v) => versionKey(v) >= versionKey(floor));
+  if (!cniVersions.includes(LATEST_VERSION)) {
+    const old = chained.filter((p) => !p.supportedVersions.includes(LATEST_VERSION)).map((p) => p.type);
+    notes.push(
+      `CNI GC and STATUS: off (${old.join(', ')} ${old.length > 1 ? 'speak' : 'speaks'} CNI only up to ${cniVersions.at(-1)})`,
+    );
+  }
+  return { cniVersion: floor, cniVersions, chained, notes };
+}
+
+/** The .conflist for this node: nodeward first (the socket and journal the shim needs), then the chain. */
+export function renderConflist(
+  cni: CniConfig,
+  plan: ConflistPlan = planConflist({ ...cni, chain: [] }, [], ''),
+): string {
   const plugin = {
     type: PLUGIN_TYPE,
     socket: cni.socket,
     journalDir: cni.journalDir,
     timeoutMs: cni.timeout,
+    capabilities: NODEWARD_CAPABILITIES,
     ...(cni.pool === undefined ? {} : { pool: cni.pool }),
     ...(cni.mtu === undefined ? {} : { mtu: cni.mtu }),
   };
-  return `${JSON.stringify({ cniVersion: cni.cniVersion, name: cni.networkName, plugins: [plugin] }, null, 2)}\n`;
+  const conflist = {
+    cniVersion: plan.cniVersion,
+    cniVersions: plan.cniVersions,
+    name: cni.networkName,
+    plugins: [plugin, ...plan.chained.map((p) => ({ type: p.type, ...CHAIN[p.type].conf }))],
+    ...(plan.notes.length ? { notes: plan.notes } : {}),
+  };
+  return `${JSON.stringify(conflist, null, 2)}\n`;
+}
+
+/**
+ * The versions a plugin binary says it speaks (CNI VERSION). A binary that does not answer is
+ * reported, not chained: a runtime would fail every pod on it.
+ */
+export function pluginVersions(path: string): string[] {
+  try {
+    const out = execFileSync(path, [], {
+      input: JSON.stringify({ cniVersion: '1.0.0' }),
+      env: { CNI_COMMAND: 'VERSION', PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+      timeout: 10_000,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const versions = (JSON.parse(out.toString()) as { supportedVersions?: unknown }).supportedVersions;
+    if (!Array.isArray(versions) || !versions.every((v) => typeof v === 'string'))
+      throw new Error('no supportedVersions');
+    return versions;
+  } catch (err) {
+    throw new NodewardError('USAGE', `${path} does not answer CNI VERSION: ${(err as Error).message}`);
+  }
 }
 
 const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -85,8 +195,13 @@ export function installCni(o: InstallOptions): InstallOutcome {
   mkdirSync(o.confDir, { recursive: true });
   const bin = join(o.binDir, PLUGIN_TYPE);
   const conf = join(o.confDir, o.confName.endsWith('.conflist') ? o.confName : `${o.confName}.conflist`);
+  const present = o.cni.chain
+    .filter((type) => existsSync(join(o.binDir, type)))
+    .map((type) => ({ type, supportedVersions: pluginVersions(join(o.binDir, type)) }));
+  const plan = planConflist(o.cni, present, o.binDir);
   return {
     binary: { path: bin, changed: writeAtomic(bin, readFileSync(o.binary), 0o755) },
-    conflist: { path: conf, changed: writeAtomic(conf, Buffer.from(renderConflist(o.cni)), 0o644) },
+    conflist: { path: conf, changed: writeAtomic(conf, Buffer.from(renderConflist(o.cni, plan)), 0o644) },
+    notes: plan.notes,
   };
 }

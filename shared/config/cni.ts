@@ -32,7 +32,14 @@ export const cniSchema = z
       .enum(['0.4.0', '1.0.0', '1.1.0'])
       .default('1.0.0')
       .describe(
-        'cniVersion of the installed .conflist: 1.0.0 is what most runtimes speak (libcni before 1.2 refuses 1.1.0 results); 1.1.0 adds GC and STATUS.',
+        'cniVersion of the installed .conflist, what runtimes on libcni before 1.2 use (they refuse 1.1.0 results). The conflist also lists in cniVersions every later version that nodeward and each chained plugin speak, so a runtime on libcni 1.2 or later picks 1.1.0 (GC and STATUS) where all of them can.',
+      ),
+    chain: z
+      .array(z.enum(['portmap', 'bandwidth']))
+      .default(['portmap', 'bandwidth'])
+      .refine((a) => new Set(a).size === a.length, { error: 'each plugin at most once' })
+      .describe(
+        "Reference plugins `cni install` chains after nodeward when they are in the CNI bin dir, as Calico and Flannel do: portmap serves hostPort, bandwidth the kubernetes.io/ingress-bandwidth and egress-bandwidth annotations. One that is missing is reported by `cni install` and named in the conflist's notes.",
       ),
     pool: z
       .string()
