@@ -60,13 +60,17 @@ export function containerIdProblem(id: string | undefined): string | undefined {
   return undefined;
 }
 
-/** Why a CNI_IFNAME is not a valid Linux interface name (SPEC.md: IFNAMSIZ, no "/", ":", space). */
+// Stricter than the kernel (which takes almost any byte): the name goes into `ip -b -` batch
+// lines, whose parser treats "#", quotes and backslashes specially, and into IPAM keys. Every
+// name a runtime really uses (eth0, net1, the Multus defaults) fits.
+const IF_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** Why a CNI_IFNAME is not an interface name nodeward can use, or undefined. */
 export function ifNameProblem(name: string | undefined): string | undefined {
   if (name === undefined || name === '') return 'CNI_IFNAME is required';
   if (name.length > 15) return `CNI_IFNAME must be at most 15 characters, got ${JSON.stringify(name)}`;
-  if (name === '.' || name === '..') return `CNI_IFNAME may not be "." or "..", got ${JSON.stringify(name)}`;
-  if (/[/:\s]/.test(name)) {
-    return `CNI_IFNAME may not contain "/", ":" or whitespace, got ${JSON.stringify(name)}`;
+  if (!IF_NAME.test(name)) {
+    return `CNI_IFNAME must start with a letter or digit and hold only letters, digits, "_", "." or "-", got ${JSON.stringify(name)}`;
   }
   return undefined;
 }
