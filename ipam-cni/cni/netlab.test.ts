@@ -237,8 +237,8 @@ describe.skipIf(reason)('CNI plugin on the two-host VXLAN lab', () => {
     const eth0 = JSON.parse(await runOk('ip', ['-n', p1.netns, '-j', 'addr', 'show', 'dev', 'eth0']))[0];
     expect(eth0.mtu).toBe(1450);
     expect(eth0.addr_info.map((a: { local: string }) => a.local)).toContain(p1.ip);
-    expect(await hostLinks(h1)).toEqual(expect.arrayContaining(['br100', 'vx100']));
-    expect(await hostLinks(h2)).toEqual(expect.arrayContaining(['br100', 'vx100', 'br200', 'vx200']));
+    expect(await hostLinks(h1)).toEqual(expect.arrayContaining(['vxbr100', 'vx100']));
+    expect(await hostLinks(h2)).toEqual(expect.arrayContaining(['vxbr100', 'vx100', 'vxbr200', 'vx200']));
   });
 
   it('segment 100 reaches across hosts; 200 is isolated from it', async () => {
@@ -337,7 +337,7 @@ describe.skipIf(reason)('CNI plugin on the two-host VXLAN lab', () => {
       ]),
     )[0];
     expect(hostEnd).toMatchObject({
-      master: 'br100',
+      master: 'vxbr100',
       mtu: 1450,
       operstate: expect.stringMatching(/UP|LOWERLAYERDOWN|UNKNOWN/),
     });

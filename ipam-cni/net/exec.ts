@@ -63,7 +63,7 @@ export interface NetnsRunner {
   /** `ip [global...] -b -` with these commands; resolves with stdout, rejects with IpError. */
   ip(
     commands: readonly (readonly string[])[],
-    options?: { json?: boolean; force?: boolean; family?: 4 | 6 },
+    options?: { json?: boolean; details?: boolean; force?: boolean; family?: 4 | 6 },
   ): Promise<string>;
   /** `bridge -b -` with these commands. */
   bridge(commands: readonly (readonly string[])[], options?: { json?: boolean }): Promise<string>;
@@ -98,7 +98,12 @@ export function netnsRunner(netns: string | undefined): NetnsRunner {
     ip: (commands, o = {}) =>
       exec(
         'ip',
-        [...(o.json ? ['-j'] : []), ...(o.force ? ['-force'] : []), ...(o.family ? [`-${o.family}`] : [])],
+        [
+          ...(o.json ? ['-j'] : []),
+          ...(o.details ? ['-d'] : []),
+          ...(o.force ? ['-force'] : []),
+          ...(o.family ? [`-${o.family}`] : []),
+        ],
         commands,
       ),
     bridge: (commands, o = {}) => exec('bridge', o.json ? ['-j'] : [], commands),
@@ -121,4 +126,7 @@ export interface LinkInfo {
   operstate?: string;
   master?: string;
   addr_info?: { family: string; local: string; prefixlen: number }[];
+  /** With `ip -d`: the lower device (VLAN), and the kind and its settings. */
+  link?: string;
+  linkinfo?: { info_kind?: string; info_data?: { id?: number } };
 }

@@ -16,15 +16,22 @@ export interface SegmentLinks {
   readonly uplink: string | undefined;
 }
 
-/** The seed's naming: `<master>.<vid>` on `br<vid>`; `vx<vni>` on `br<vni>`; `nw-<pool>` alone. */
+/**
+ * The seed's naming, with one bridge name per L2 segment: `<master>.<vid>` on `br<vid>`;
+ * `vx<vni>` on `vxbr<vni>` (VLAN 100 and VNI 100 are two networks, so never one bridge);
+ * `nw-<pool>` alone, or `nw_<hash>` when the pool name is too long to fit (pool names hold no
+ * "_", so the two forms cannot meet).
+ */
 export function segmentLinks(segment: PoolSpec['segment'], pool: string, master: string): SegmentLinks {
   if (segment.mode === 'none' || segment.id === undefined) {
-    return { key: `none/${pool}`, bridge: `nw-${pool}`.slice(0, 15), uplink: undefined };
+    const bridge =
+      pool.length <= 12 ? `nw-${pool}` : `nw_${createHash('sha256').update(pool).digest('hex').slice(0, 12)}`;
+    return { key: `none/${pool}`, bridge, uplink: undefined };
   }
   const id = segment.id;
   if (segment.mode === 'vlan') {
     const sub = `${master}.${id}`;
     return { key: `vlan/${id}`, bridge: `br${id}`, uplink: sub.length <= 15 ? sub : `vlan${id}` };
   }
-  return { key: `vxlan/${id}`, bridge: `br${id}`, uplink: `vx${id}` };
+  return { key: `vxlan/${id}`, bridge: `vxbr${id}`, uplink: `vx${id}` };
 }

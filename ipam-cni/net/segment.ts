@@ -1,10 +1,11 @@
+import { NodewardError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { livenessPrefix } from '../gc/presence.ts';
 import type { PoolSpec } from '../ipam/pool.ts';
 import type { Store } from '../store/store.ts';
 import { IpError, jsonLines, type LinkInfo, type NetnsRunner } from './exec.ts';
 import { segmentLinks } from './names.ts';
-import { defaultMtu, planSegment, type SegmentPlan } from './plan.ts';
+import { defaultMtu, linkMismatch, planSegment, type SegmentPlan } from './plan.ts';
 
 /**
  * The node's side of each pod segment: uplink (VLAN subinterface or VXLAN device) and bridge,
@@ -115,6 +116,16 @@ export class Segments {
   async #make(plan: SegmentPlan, mtu: number): Promise<EnsuredSegment> {
     for (let attempt = 0; ; attempt++) {
       const have = await this.#linkNames();
+      for (const expected of plan.expect) {
+        const found = have.get(expected.link);
+        const problem = found && linkMismatch(expected, found);
+        if (problem) {
+          throw new NodewardError(
+            'NET_SETUP',
+            `segment ${plan.links.key}: ${problem}; nodeward does not reuse it: remove or rename that link, or give the pool another segment`,
+          );
+        }
+      }
       const missing = plan.create.filter((c) => !have.has(c.link));
       try {
         if (missing.length > 0) await this.#o.host.ip(missing.map((c) => c.command));
@@ -158,7 +169,7 @@ export class Segments {
   }
 
   async #linkNames(): Promise<Map<string, LinkInfo>> {
-    const out = await this.#o.host.ip([['link', 'show']], { json: true });
+    const out = await this.#o.host.ip([['link', 'show']], { json: true, details: true });
     const [links] = jsonLines<LinkInfo[]>(out);
     return new Map((links ?? []).map((l) => [l.ifname, l]));
   }
