@@ -24,8 +24,8 @@ describe.skipIf(reason)('IPAM GC with Docker as a liveness source', () => {
     await addPool(store, { name: 'p', cidr: '10.4.0.0/28', gateway: '10.4.0.1' });
     const ipam = new Ipam({ store });
     const base = { ifName: 'eth0', pod: 'p', namespace: 'ns', node: 'n1', pool: 'p' };
-    await ipam.allocate({ ...base, containerID: id, netns: '/nonexistent/netns/a' });
-    await ipam.allocate({ ...base, containerID: 'f'.repeat(64), netns: '/nonexistent/netns/b' });
+    await ipam.allocate({ ...base, containerID: id, netns: '/proc/self/ns/gone-a' });
+    await ipam.allocate({ ...base, containerID: 'f'.repeat(64), netns: '/proc/self/ns/gone-b' });
     let t = 0;
     const gc = new NodeGc({
       store,

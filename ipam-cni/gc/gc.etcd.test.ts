@@ -163,7 +163,7 @@ describe.skipIf(reason)('IPAM GC (real etcd)', () => {
     const { etcd, prefix, open } = await setup();
     const store = await open();
     const ipam = new Ipam({ store });
-    const gone = '/nonexistent/netns/a';
+    const gone = '/proc/self/ns/gone-a';
     await ipam.allocate(req('reused', 'n1', gone));
     const clock = new Clock();
     const gc = new NodeGc({ store, node: 'n1', graceMs: GRACE, sources: [netnsSource()], now: clock.now });

@@ -51,7 +51,7 @@ describe('CNI verbs feeding the IPAM GC', () => {
       journalDir: '/nonexistent',
     });
     await handlers.add(request('ADD', 'alive', '/proc/self/ns/net'));
-    await handlers.add(request('ADD', 'dead', '/nonexistent/netns/dead'));
+    await handlers.add(request('ADD', 'dead', '/proc/self/ns/gone-dead'));
     const h = (await store.get(['handles/alive/eth0'])).get('handles/alive/eth0')!;
     expect(parseRecord(handleRecordSchema, h).netns).toBe('/proc/self/ns/net');
 
@@ -64,7 +64,7 @@ describe('CNI verbs feeding the IPAM GC', () => {
     expect((await store.list('handles/')).entries.map((e) => e.key)).toEqual(['handles/alive/eth0']);
 
     // Without a GC verb, the node GC finds the same leak through the netns, two observations apart.
-    await handlers.add(request('ADD', 'dead', '/nonexistent/netns/dead'));
+    await handlers.add(request('ADD', 'dead', '/proc/self/ns/gone-dead'));
     let t = 0;
     const gc = new NodeGc({ store, node: 'n1', graceMs: 1000, sources: [netnsSource()], now: () => t });
     expect((await gc.round()).released).toEqual([]);

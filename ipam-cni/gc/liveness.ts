@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
+import { dirname } from 'node:path';
 import type { HandleRecord } from '../ipam/records.ts';
 
 /**
@@ -22,14 +23,48 @@ export interface LivenessSource {
   snapshot(): Promise<Verdict | undefined>;
 }
 
-/** The netns recorded at ADD: gone from the filesystem → the sandbox is gone. */
-export function netnsSource(exists: (path: string) => boolean = existsSync): LivenessSource {
+/**
+ * The netns recorded at ADD: gone from the filesystem → the sandbox is gone. But only where this
+ * process can see the runtime's netns directory at all: an agent whose container lacks the
+ * /run/netns mount would see every pod's netns "gone". So a missing path counts as dead only when
+ * its directory exists and holds something (a node with pods has their netns files there);
+ * otherwise the source cannot tell.
+ */
+export function netnsSource(fs: NetnsFs = { exists: existsSync, entries: safeReaddir }): LivenessSource {
   return {
     name: 'netns',
     async snapshot() {
-      return (a) => (a.handle.netns === undefined ? undefined : exists(a.handle.netns));
+      const visible = new Map<string, boolean>();
+      const dirVisible = (dir: string) => {
+        let v = visible.get(dir);
+        if (v === undefined) {
+          v = (fs.entries(dir)?.length ?? 0) > 0;
+          visible.set(dir, v);
+        }
+        return v;
+      };
+      return (a) => {
+        const netns = a.handle.netns;
+        if (netns === undefined) return undefined;
+        if (fs.exists(netns)) return true;
+        return dirVisible(dirname(netns)) ? false : undefined;
+      };
     },
   };
+}
+
+export interface NetnsFs {
+  exists(path: string): boolean;
+  /** The names in a directory, or undefined when it cannot be read. */
+  entries(dir: string): string[] | undefined;
+}
+
+function safeReaddir(dir: string): string[] | undefined {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
