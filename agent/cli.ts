@@ -4,6 +4,7 @@ import pkg from '../package.json' with { type: 'json' };
 import {
   type Config,
   configSchema,
+  configWarnings,
   descriptionOf,
   ENV_PREFIX,
   envSegment,
@@ -50,6 +51,7 @@ async function runAgent(flags: ConfigFlags, env: NodeJS.ProcessEnv): Promise<num
   const stopRequested = firstSignal();
   const config = effectiveConfig(flags, env);
   const log = createLogger(config.log.level);
+  for (const warning of configWarnings(config)) log.warn(warning);
   // Loaded only for `agent`: the modules pull in Kafka, etcd and Docker clients that `config` and the
   // CNI paths must not pay for at start-up.
   const { startAgent } = await import('./agent.ts');
@@ -108,6 +110,8 @@ type NetworkCommands = Pick<
 
 export interface CliIo {
   stdout: (s: string) => void;
+  /** Warnings (the command still succeeds); process.stderr when not given. */
+  stderr?: (s: string) => void;
   env: NodeJS.ProcessEnv;
   /** The `ipam` and `cni` commands, when this invocation may need them (see main). */
   network?: NetworkCommands | undefined;
@@ -160,8 +164,10 @@ Examples:
     .argument('<file>', 'YAML config file')
     .description('validate a config file alone (env and flags not applied); exit 2 naming every bad key')
     .action((file: string) => {
-      parseConfig(readConfigFile(file), [], file);
+      const config = parseConfig(readConfigFile(file), [], file);
       io.stdout(`${file}: ok\n`);
+      for (const warning of configWarnings(config))
+        (io.stderr ?? ((t) => process.stderr.write(t)))(`warning: ${warning}\n`);
     });
   withConfigFlags(config.command('print'))
     .argument('[file]', 'YAML config file')

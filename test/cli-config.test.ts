@@ -20,6 +20,32 @@ describe('nodeward config check', () => {
     expect(r).toMatchObject({ code: 0, stdout: `${path}: ok\n` });
   });
 
+  it('warns (status 0) when the IPAM etcd is reached through cluster DNS, which needs this CNI first', async () => {
+    const path = file(
+      'dns.yaml',
+      [
+        'network:',
+        '  enabled: true',
+        '  ipam: { store: etcd }',
+        '  etcd:',
+        '    endpoints: [https://10.0.0.1:2379, https://etcd-1.etcd.kube-system.svc:2379, http://etcd.infra.svc.corp.example:2379]',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['config', 'check', path]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${path}: ok\n`);
+    const warnings = r.stderr.split('\n').filter(Boolean);
+    expect(warnings.map((w) => w.slice(0, w.indexOf(':', 'warning: '.length)))).toEqual([
+      'warning: network.etcd.endpoints[1]',
+      'warning: network.etcd.endpoints[2]',
+    ]);
+    expect(warnings[0]).toContain('etcd-1.etcd.kube-system.svc is a cluster DNS name');
+    // The production config is what operators copy: it must not carry the trap.
+    const prod = await runCli(['config', 'check', 'deploy/config.production.yaml']);
+    expect(prod).toMatchObject({ code: 0, stderr: '' });
+  });
+
   it('rejects bad YAML with its line and column, status 2', async () => {
     const path = file('bad.yaml', 'logs:\n  root: [unclosed\n');
     const r = await runCli(['config', 'check', path]);

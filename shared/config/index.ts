@@ -27,3 +27,4 @@ export { ENV_PREFIX, envSegment } from './overrides.ts';
 export { type PodsConfig, podsSchema } from './pods.ts';
 export { type Config, type ConfigInput, configSchema } from './schema.ts';
 export { duration, hostPort, shown, size, url } from './units.ts';
+export { configWarnings } from './warnings.ts';
