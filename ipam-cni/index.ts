@@ -116,7 +116,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
               onRelease: (kind) => ipamMetrics.gcReleases.inc({ kind }),
             })
           : undefined;
-        if (gc) agent.handlers.onValidAttachments = (list) => gc.valid.note(list);
+        if (gc) agent.handlers.onValidAttachments = (network, list) => gc.valid.note(network, list);
         let collecting: Promise<unknown> | undefined;
         const collect = () => {
           if (!gc) return;

@@ -68,27 +68,34 @@ function safeReaddir(dir: string): string[] | undefined {
 }
 
 /**
- * The attachments the runtime called valid in its last CNI GC (cni.dev/valid-attachments). The
- * runtime's list is authoritative for what it manages: listed → alive, not listed → dead. Only a
- * list received after the attachment was created counts against it.
+ * The attachments the runtime called valid in its last CNI GC (cni.dev/valid-attachments) of
+ * each network. The runtime's list is authoritative for what it manages on that network: listed →
+ * alive, not listed → dead. Only a list received after the attachment was created counts against
+ * it, and only a list of the network the attachment was made on (a record naming no network
+ * gets no verdict).
  */
 export class ValidAttachments implements LivenessSource {
   readonly name = 'cni-gc';
-  #valid: { at: number; keys: Set<string> } | undefined;
+  readonly #valid = new Map<string, { at: number; keys: Set<string> }>();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
   }
 
-  note(list: readonly { containerID: string; ifname: string }[]): void {
-    this.#valid = { at: this.#now(), keys: new Set(list.map((a) => `${a.containerID}/${a.ifname}`)) };
+  note(network: string, list: readonly { containerID: string; ifname: string }[]): void {
+    this.#valid.set(network, {
+      at: this.#now(),
+      keys: new Set(list.map((a) => `${a.containerID}/${a.ifname}`)),
+    });
   }
 
   async snapshot(): Promise<Verdict | undefined> {
-    const valid = this.#valid;
-    if (!valid) return undefined;
+    if (this.#valid.size === 0) return undefined;
+    const lists = new Map(this.#valid);
     return (a) => {
+      const valid = a.handle.network === undefined ? undefined : lists.get(a.handle.network);
+      if (!valid) return undefined;
       if (valid.keys.has(`${a.containerID}/${a.ifName}`)) return true;
       return Date.parse(a.handle.since) < valid.at ? false : undefined;
     };

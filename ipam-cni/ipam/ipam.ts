@@ -54,6 +54,13 @@ export interface AllocateRequest {
   readonly node: string;
   /** The container's network namespace path (CNI_NETNS): recorded for the node GC's liveness check. */
   readonly netns?: string | undefined;
+  /**
+   * The CNI network (the conf's name): CNI GC of one network touches only its own attachments
+   * (Multus, or a second IPAM-only network, share this store).
+   */
+  readonly network?: string | undefined;
+  /** K8S_POD_UID: tells a re-created pod of the same name from the old one. */
+  readonly podUid?: string | undefined;
   /** Use this pool (still subject to its selectors); else `selection` decides. */
   readonly pool?: string | undefined;
   readonly selection?: PoolSelection | undefined;
@@ -296,6 +303,8 @@ export class Ipam {
       namespace: request.namespace,
       node: request.node,
       netns: request.netns,
+      network: request.network,
+      podUid: request.podUid,
       subject,
       sticky,
     };

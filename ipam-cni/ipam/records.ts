@@ -43,6 +43,10 @@ export const handleRecordSchema = z.object({
   since: z.string(),
   /** The container's network namespace path (CNI_NETNS), when the ADD gave one: the node GC's liveness probe. */
   netns: z.string().optional(),
+  /** The CNI network that made it (absent in records written before it was recorded). */
+  network: z.string().optional(),
+  /** K8S_POD_UID of the ADD, when the runtime passed it. */
+  podUid: z.string().optional(),
 });
 export type HandleRecord = z.infer<typeof handleRecordSchema>;
 

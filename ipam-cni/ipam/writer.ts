@@ -40,6 +40,9 @@ export interface WriteRequest {
   readonly node: string;
   /** CNI_NETNS of the ADD, kept in the handle record for the node GC. */
   readonly netns?: string | undefined;
+  /** The CNI network (conf name) and pod UID of the ADD, kept in the handle record. */
+  readonly network?: string | undefined;
+  readonly podUid?: string | undefined;
   readonly subject: Subject;
   /** A specific address (requested or sticky), else the allocator picks. */
   readonly ip: bigint | undefined;
@@ -296,6 +299,8 @@ export class PoolWriter {
         node: p.req.node,
         since,
         ...(p.req.netns ? { netns: p.req.netns } : {}),
+        ...(p.req.network ? { network: p.req.network } : {}),
+        ...(p.req.podUid ? { podUid: p.req.podUid } : {}),
       };
       ws.push(
         { key: m.ipKey, value: JSON.stringify(ipRecord) },

@@ -43,6 +43,8 @@ export async function addAttachment(ctx: VerbContext, req: CniRequest, mark: num
           namespace,
           node: deps.node,
           netns: req.netns || undefined,
+          network: conf.name,
+          podUid: args.get('K8S_POD_UID') || undefined,
           sticky,
           selection: {
             annotationPool: annotations[POOL_ANNOTATION],

@@ -15,6 +15,11 @@ export class AttachmentOrder {
     return this.#last.get(attachmentKey(req.containerID, req.ifName));
   }
 
+  /** An ADD or teardown of this attachment has not settled yet. */
+  pending(containerID: string, ifName: string): boolean {
+    return this.#last.has(attachmentKey(containerID, ifName));
+  }
+
   /** Runs `op` once the attachment's operation in flight settled, whatever its outcome. */
   after<T>(req: CniRequest, op: () => Promise<T>): Promise<T> {
     const prev = this.last(req);

@@ -20,7 +20,7 @@ import { networkStatus } from './status.ts';
 export class CniHandlers {
   readonly #ctx: VerbContext;
   /** Told every valid-attachments list a CNI GC brings (the IPAM node GC's liveness evidence). */
-  onValidAttachments: ((list: ValidAttachments) => void) | undefined;
+  onValidAttachments: ((network: string, list: ValidAttachments) => void) | undefined;
   /** DELs answered, torn down in the background (see ../teardown.ts). */
   readonly teardowns: Teardowns;
 
@@ -71,7 +71,7 @@ export class CniHandlers {
   }
 
   async gc(req: CniRequest): Promise<void> {
-    return collectAttachments(this.#ctx, req, (list) => this.onValidAttachments?.(list));
+    return collectAttachments(this.#ctx, req, (network, list) => this.onValidAttachments?.(network, list));
   }
 
   async status(): Promise<void> {
