@@ -8,6 +8,7 @@ import type { AgentModule, ModuleFactory } from '../shared/module.ts';
 import { logPodSourceHealth, sharedPodSource } from '../shared/pods/index.ts';
 import { createCniMetrics } from './cni/metrics.ts';
 import { createIpamMetrics } from './ipam/metrics.ts';
+import type { PoolUsage } from './ipam/usage.ts';
 
 // The network module and the `nodeward ipam` / `nodeward cni` commands: what the agent and its CLI
 // use. Nothing here loads etcd3 until an etcd store is opened.
@@ -78,6 +79,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
           observer: ipamMetrics,
           log,
         });
+        let usage: PoolUsage[] | undefined;
         const agent = await startCniAgent({
           cni,
           store,
@@ -89,9 +91,18 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
           // Liveness keys exist when the GC's presence lease runs (etcd store only).
           livenessKeys: ipamConfig.gc.enabled && store.kind === 'etcd',
           podMetadata: pods,
+          poolUsage: () => usage,
         });
         log.info({ socket: cni.socket, replayed: agent.replayed }, 'network: CNI server listening');
         const check = async () => {
+          // Pool gauges from one usage read here, so a scrape does no store I/O; STATUS reads it too.
+          await usageReport(store).then(
+            (u) => {
+              usage = u;
+              ipamMetrics.setPools(u);
+            },
+            (err: unknown) => log.debug({ err }, 'network: pool usage not refreshed'),
+          );
           try {
             // The agent's own tick refreshes segment health; STATUS reads it and asks the store.
             await agent.handlers.status();
@@ -99,11 +110,6 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
           } catch (err) {
             ctx.setReady(false, err instanceof Error ? err.message : String(err));
           }
-          // Pool gauges from one usage read here, so a scrape does no store I/O.
-          await usageReport(store).then(
-            (u) => ipamMetrics.setPools(u),
-            (err: unknown) => log.debug({ err }, 'network: pool usage not refreshed'),
-          );
         };
         await check();
         const timer = setInterval(() => void check(), cni.peerSyncInterval);

@@ -4,6 +4,7 @@ import type { Logger } from '../../shared/logger.ts';
 import type { PodMetadataSource } from '../../shared/pods/index.ts';
 import { Ipam } from '../ipam/ipam.ts';
 import { readPools } from '../ipam/pools.ts';
+import type { PoolUsage } from '../ipam/usage.ts';
 import { netnsRunner } from '../net/exec.ts';
 import { type SegmentHealth, Segments } from '../net/segment.ts';
 import type { Store } from '../store/store.ts';
@@ -31,6 +32,8 @@ export interface CniAgentOptions {
   readonly podMetadata?: PodMetadataSource | undefined;
   /** Peers without a liveness key `nodes/<node>` count as departed (the IPAM GC's presence runs). */
   readonly livenessKeys?: boolean | undefined;
+  /** Pool usage as last read, for STATUS (see HandlerDeps.poolUsage). */
+  readonly poolUsage?: (() => readonly PoolUsage[] | undefined) | undefined;
   /** Also told each stage's time (the bench's breakdown). */
   readonly onStage?: ((verb: 'ADD' | 'DEL', stage: string, seconds: number) => void) | undefined;
 }
@@ -75,6 +78,7 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
     defaultPool: cni.pool,
     log,
     health: () => health,
+    poolUsage: o.poolUsage,
     podMetadata: o.podMetadata,
     onStage: (verb, stage, seconds) => {
       metrics?.stageSeconds.observe({ verb, stage }, seconds);

@@ -1,6 +1,7 @@
 import type { Logger } from '../../../shared/logger.ts';
 import type { PodMetadataSource } from '../../../shared/pods/index.ts';
 import type { Ipam } from '../../ipam/ipam.ts';
+import type { PoolUsage } from '../../ipam/usage.ts';
 import type { NetnsRunner } from '../../net/exec.ts';
 import type { SegmentHealth, Segments } from '../../net/segment.ts';
 import type { VethReaper } from '../../net/veth.ts';
@@ -24,6 +25,11 @@ export interface HandlerDeps {
   readonly log?: Logger | undefined;
   /** Segment health as last refreshed (STATUS answers 50 when a segment is broken). */
   readonly health?: () => readonly SegmentHealth[];
+  /**
+   * Pool usage as last read (the agent's periodic check): STATUS answers 50 while the network's
+   * pool is full, so the runtime stops sending this node pods it cannot address.
+   */
+  readonly poolUsage?: (() => readonly PoolUsage[] | undefined) | undefined;
   /** How long STATUS waits for the store. */
   readonly statusTimeoutMs?: number;
   /**
