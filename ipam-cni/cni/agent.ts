@@ -3,10 +3,11 @@ import type { CniConfig } from '../../shared/config/index.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { PodMetadataSource } from '../../shared/pods/index.ts';
 import { Ipam } from '../ipam/ipam.ts';
+import { holdsGateway, type Pool } from '../ipam/pool.ts';
 import { readPools } from '../ipam/pools.ts';
 import type { PoolUsage } from '../ipam/usage.ts';
 import { netnsRunner } from '../net/exec.ts';
-import { type SegmentHealth, Segments } from '../net/segment.ts';
+import { type NodeGateway, type SegmentHealth, Segments } from '../net/segment.ts';
 import type { Store } from '../store/store.ts';
 import type { CniMetrics } from './metrics.ts';
 import { CniHandlers } from './server/handlers.ts';
@@ -108,7 +109,13 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
   // the socket opens: a slow store must not hold ADDs back (they share the ensure).
   await readPools(store)
     .then((pools) =>
-      segments.adopt([...pools.values()].map((p) => ({ name: p.pool.name, segment: p.pool.spec.segment }))),
+      segments.adopt(
+        [...pools.values()].map(({ pool }) => ({
+          name: pool.name,
+          segment: pool.spec.segment,
+          gateway: nodeGatewayOf(pool),
+        })),
+      ),
     )
     .then(
       (n) => n > 0 && log?.info({ segments: n }, 'cni: existing segments adopted'),
@@ -147,4 +154,11 @@ export async function startCniAgent(o: CniAgentOptions): Promise<CniAgent> {
         .catch((err: unknown) => log?.warn({ err }, 'cni: VTEP keys not removed at stop'));
     },
   };
+}
+
+/** The gateway the node holds on the pool's bridge, if the pool says so (pool nodeGateway). */
+function nodeGatewayOf(pool: Pool): NodeGateway | undefined {
+  const address = pool.spec.gateway;
+  if (address === undefined || !holdsGateway(pool.spec)) return undefined;
+  return { address, prefixLength: pool.cidr.prefix, family: pool.family };
 }

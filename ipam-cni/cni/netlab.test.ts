@@ -155,6 +155,38 @@ async function hostLinks(h: NetHost): Promise<string[]> {
   return (JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname);
 }
 
+/** A TCP server in the pod that answers "ok <pod>" to each connection, stopped by the lab. */
+async function listen(pod: Pod, port: number): Promise<void> {
+  const child = spawn(
+    'nsenter',
+    [`--net=${pod.path}`, '--', 'busybox', 'nc', '-ll', '-p', String(port), '-e', 'echo', `ok ${pod.name}`],
+    { stdio: 'ignore' },
+  );
+  lab.defer(`listener in ${pod.name}`, () => child.kill());
+  // Listening once the socket shows up in the pod's netns.
+  for (let i = 0; i < 100; i++) {
+    const ss = await run('nsenter', [`--net=${pod.path}`, '--', 'busybox', 'netstat', '-ltn']);
+    if (ss.stdout.includes(`:${port} `)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no listener on ${port} in ${pod.name}`);
+}
+
+/** Connects from the host's netns, as the kubelet's probes do; what the pod answered, or why not. */
+async function tcpFromHost(h: NetHost, ip: string, port: number): Promise<string> {
+  const r = await run('nsenter', [
+    `--net=/run/netns/${h.netns}`,
+    '--',
+    'busybox',
+    'nc',
+    '-w',
+    '2',
+    ip,
+    String(port),
+  ]);
+  return r.code === 0 ? r.stdout.trim() : `failed (${r.code}): ${r.stderr.trim()}`;
+}
+
 /** DEL answers before its teardown (links, address) is done: wait for the agents' queues. */
 const tornDown = () => Promise.all([...agents.values()].map((a) => a.handlers.teardowns.idle()));
 
@@ -257,6 +289,18 @@ describe.skipIf(reason)('CNI plugin on the two-host VXLAN lab', () => {
     expect(await ping(p5, p4.ip!)).toBe(false);
     expect(await ping(p5, p1.ip!)).toBe(false);
     expect(await ping(p1, p5.ip!)).toBe(false);
+  });
+
+  it('the host reaches its own pods over TCP (the kubelet probes come from the host)', async () => {
+    const [p1, p2, p3, p4] = all as [Pod, Pod, Pod, Pod];
+    for (const pod of [p1, p2, p3, p4]) await listen(pod, 8080);
+    // The pool gateway is on every node's bridge (nodeGateway defaults on for vxlan).
+    expect(await tcpFromHost(h1, p1.ip!, 8080)).toBe(`ok ${p1.name}`);
+    expect(await tcpFromHost(h1, p2.ip!, 8080)).toBe(`ok ${p2.name}`);
+    expect(await tcpFromHost(h2, p3.ip!, 8080)).toBe(`ok ${p3.name}`);
+    expect(await tcpFromHost(h2, p4.ip!, 8080)).toBe(`ok ${p4.name}`);
+    // Pods still reach each other across hosts with the same gateway MAC on both bridges.
+    expect(await ping(p1, p3.ip!)).toBe(true);
   });
 
   it('CHECK passes, then fails once the address is removed by hand', async () => {

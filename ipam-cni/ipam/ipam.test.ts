@@ -130,6 +130,8 @@ describe.each(kinds)('IPAM semantics (%s store)', (_, open) => {
       routes: [{ dst: '0.0.0.0/0', gw: '10.0.0.1' }],
       dns: { nameservers: ['10.0.0.53'], search: [], options: [] },
       segment: { mode: 'vlan', id: 100 },
+      // VLAN: the data-centre router is the gateway, not the node.
+      nodeGateway: false,
       containerID: 'c1',
       ifName: 'eth0',
       existing: false,

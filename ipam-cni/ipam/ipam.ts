@@ -4,7 +4,7 @@ import type { Entry, Store } from '../store/store.ts';
 import { type Family, formatCidr, formatIp, parseIp } from './addr.ts';
 import { handleKey, ipKey, stickyKey } from './keys.ts';
 import type { IpamObserver } from './metrics.ts';
-import type { PoolSpec } from './pool.ts';
+import { holdsGateway, type PoolSpec } from './pool.ts';
 import { readPools, type StoredPool, storedPool } from './pools.ts';
 import {
   handleRecordSchema,
@@ -84,6 +84,8 @@ export interface Allocation {
   readonly routes: PoolSpec['routes'];
   readonly dns: PoolSpec['dns'];
   readonly segment: PoolSpec['segment'];
+  /** The node holds `gateway` on the segment's bridge (pool.ts holdsGateway). */
+  readonly nodeGateway: boolean;
   readonly containerID: string;
   readonly ifName: string;
   /** True when the handle existed already (a repeated ADD). */
@@ -433,6 +435,7 @@ export class Ipam {
       routes: pool.spec.routes,
       dns: pool.spec.dns,
       segment: pool.spec.segment,
+      nodeGateway: holdsGateway(pool.spec),
       containerID,
       ifName,
       existing: outcome.kind === 'existing',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { NodewardError } from '../../shared/errors.ts';
 import { formatIp } from './addr.ts';
-import { compilePool, overlapProblem, type Pool, unusableReason } from './pool.ts';
+import { compilePool, holdsGateway, overlapProblem, type Pool, unusableReason } from './pool.ts';
 
 function problems(input: unknown): string[] {
   try {
@@ -205,6 +205,25 @@ describe('overlap', () => {
     });
     expect(overlapProblem(same, [a])).toContain(
       'on the same segment (vlan 100): addresses would be duplicated',
+    );
+  });
+});
+
+describe('nodeGateway', () => {
+  const spec = (extra: Record<string, unknown>) =>
+    compilePool({ name: 'p', cidr: '10.0.0.0/24', gateway: '10.0.0.1', ...extra }).spec;
+  it('defaults on for vxlan and none segments, off for vlan and for overlapping pools', () => {
+    expect(holdsGateway(spec({ segment: { mode: 'vxlan', id: 5 } }))).toBe(true);
+    expect(holdsGateway(spec({}))).toBe(true);
+    expect(holdsGateway(spec({ segment: { mode: 'vlan', id: 5 } }))).toBe(false);
+    expect(holdsGateway(spec({ segment: { mode: 'vxlan', id: 5 }, allowOverlap: true }))).toBe(false);
+    expect(holdsGateway(spec({ segment: { mode: 'vlan', id: 5 }, nodeGateway: true }))).toBe(true);
+    expect(holdsGateway(compilePool({ name: 'p', cidr: '10.0.0.0/24' }).spec)).toBe(false);
+  });
+
+  it('on without a gateway is a pool error naming the key', () => {
+    expect(() => compilePool({ name: 'p', cidr: '10.0.0.0/24', nodeGateway: true })).toThrow(
+      /nodeGateway: nodeGateway needs a gateway address/,
     );
   });
 });

@@ -81,6 +81,12 @@ export const poolSpecSchema = z
     }),
     cidr: cidr().describe('The subnet, e.g. 10.20.0.0/22 or fd00:20::/64; host bits must be zero.'),
     gateway: ip().optional().describe('The router on the segment; never handed out.'),
+    nodeGateway: z
+      .boolean()
+      .optional()
+      .describe(
+        "Every node holds the gateway address on the segment's bridge (the same address and MAC on each node: an anycast gateway), so the node reaches its own pods (the kubelet's probes come from the host) and pods route through their node. Default: on for vxlan and none segments that have a gateway, off for vlan (the data-centre router is the gateway there) and for pools with allowOverlap (two overlapping pools on one node would give it two routes to one subnet: turn it on for at most one of them).",
+      ),
     segment: segmentSchema.prefault({ mode: 'none' }).describe('The L2 segment the pool lives on.'),
     ranges: z
       .array(z.strictObject({ start: ip(), end: ip() }))
@@ -133,6 +139,9 @@ export const poolSpecSchema = z
         ctx.addIssue({ code: 'custom', path, message: `${text} is outside ${spec.cidr}` });
       }
     };
+    if (spec.nodeGateway === true && spec.gateway === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['nodeGateway'], message: 'nodeGateway needs a gateway address' });
+    }
     if (spec.gateway !== undefined) {
       inside(spec.gateway, ['gateway']);
       const g = parseIp(spec.gateway);
@@ -242,6 +251,13 @@ function hasNetworkAddress(c: Cidr): boolean {
 const hasBroadcastAddress = (c: Cidr): boolean => c.family === 4 && c.prefix <= 30;
 
 /** Why `value` is never handed out by this pool, or undefined when it may be. */
+/** Whether the nodes hold the pool's gateway on the bridge (nodeGateway, or its default). */
+export function holdsGateway(spec: PoolSpec): boolean {
+  return (
+    spec.gateway !== undefined && (spec.nodeGateway ?? (spec.segment.mode !== 'vlan' && !spec.allowOverlap))
+  );
+}
+
 export function unusableReason(pool: Pool, value: bigint): string | undefined {
   const text = formatIp(pool.family, value);
   if (!cidrContains(pool.cidr, value))

@@ -17,6 +17,16 @@ export interface SegmentLinks {
 }
 
 /**
+ * The MAC of a segment's bridge when nodes hold the gateway on it: the same on every node (an
+ * anycast gateway: whichever node answers a pod's ARP for the gateway, the answer is the same),
+ * locally administered (0a:58:…), derived from the segment key.
+ */
+export function gatewayMac(segmentKey: string): string {
+  const h = createHash('sha256').update(`gateway/${segmentKey}`).digest();
+  return ['0a', '58', ...[...h.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+/**
  * The seed's naming, with one bridge name per L2 segment: `<master>.<vid>` on `br<vid>`;
  * `vx<vni>` on `vxbr<vni>` (VLAN 100 and VNI 100 are two networks, so never one bridge);
  * `nw-<pool>` alone, or `nw_<hash>` when the pool name is too long to fit (pool names hold no

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostVethName, segmentLinks } from './names.ts';
+import { gatewayMac, hostVethName, segmentLinks } from './names.ts';
 import { type ExpectedLink, linkMismatch, planSegment } from './plan.ts';
 
 const opts = { master: 'eth0', vxlanPort: 4789, mtu: 1500, localAddress: '192.0.2.1' };
@@ -91,5 +91,11 @@ describe('planSegment', () => {
     expect(segmentLinks({ mode: 'vxlan', id: 16_777_215 }, 'p', 'eth0').bridge.length).toBeLessThanOrEqual(
       15,
     );
+  });
+
+  it('the anycast gateway MAC is the same on every node for a segment, locally administered, unicast', () => {
+    expect(gatewayMac('vxlan/100')).toBe(gatewayMac('vxlan/100'));
+    expect(gatewayMac('vxlan/100')).not.toBe(gatewayMac('vxlan/200'));
+    expect(gatewayMac('none/pods')).toMatch(/^0a:58(:[0-9a-f]{2}){4}$/);
   });
 });

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { run, runOk, skipReason } from '../../test/lab/index.ts';
 import { MemoryStore } from '../store/memory.ts';
 import { netnsRunner } from './exec.ts';
+import { gatewayMac } from './names.ts';
 import { Segments } from './segment.ts';
 
 /**
@@ -91,5 +92,19 @@ describe.skipIf(reason)('segments on a real kernel', () => {
     });
     await again.ensure({ mode: 'vxlan', id: 90 }, 'pods');
     expect((await link(ip, 'vxbr90')).ifindex).toBe(before.ifindex);
+  });
+
+  it('a pool gateway held by the node: the bridge gets the address and the anycast MAC, once', async () => {
+    const { segs, ip } = await host();
+    const gateway = { address: '10.120.0.1', prefixLength: 24, family: 4 as const };
+    await segs.ensure({ mode: 'vxlan', id: 120 }, 'pods', gateway);
+    await segs.ensure({ mode: 'vxlan', id: 120 }, 'pods', gateway);
+    const br = JSON.parse(await ip('-j', 'addr', 'show', 'dev', 'vxbr120'))[0];
+    expect(br.address).toBe(gatewayMac('vxlan/120'));
+    expect(br.addr_info.filter((a: { family: string }) => a.family === 'inet')).toEqual([
+      expect.objectContaining({ local: '10.120.0.1', prefixlen: 24 }),
+    ]);
+    // The node now has a path to the pool: a connected route through the bridge.
+    expect(await ip('route', 'get', '10.120.0.77')).toContain('dev vxbr120');
   });
 });

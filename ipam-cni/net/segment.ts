@@ -4,7 +4,7 @@ import { livenessPrefix } from '../gc/presence.ts';
 import type { PoolSpec } from '../ipam/pool.ts';
 import type { Store } from '../store/store.ts';
 import { IpError, jsonLines, type LinkInfo, type NetnsRunner } from './exec.ts';
-import { segmentLinks } from './names.ts';
+import { gatewayMac, segmentLinks } from './names.ts';
 import { defaultMtu, linkMismatch, planSegment, type SegmentPlan } from './plan.ts';
 
 /**
@@ -58,6 +58,13 @@ export interface EnsuredSegment {
   readonly mtu: number;
 }
 
+/** A pool gateway the node holds on the segment's bridge (pool nodeGateway). */
+export interface NodeGateway {
+  readonly address: string;
+  readonly prefixLength: number;
+  readonly family: 4 | 6;
+}
+
 const ZERO_MAC = '00:00:00:00:00:00';
 
 export class Segments {
@@ -71,6 +78,8 @@ export class Segments {
   readonly #published = new Map<string, number>();
   /** The segment each pool was last served on: lets ADD attach the veth before IPAM answers. */
   readonly #byPool = new Map<string, EnsuredSegment>();
+  /** `<bridge>/<address>` of the gateways this agent put on bridges (forgotten with the segment). */
+  readonly #gateways = new Set<string>();
   #local: Promise<string> | undefined;
 
   constructor(options: SegmentOptions) {
@@ -81,8 +90,41 @@ export class Segments {
     return this.#o.mtu ?? defaultMtu(mode);
   }
 
-  /** The segment's links, made if missing; cached until health finds them gone. */
-  async ensure(segment: PoolSpec['segment'], pool: string): Promise<EnsuredSegment> {
+  /**
+   * The segment's links, made if missing; cached until health finds them gone. With `gateway`,
+   * the bridge also holds that address (and the segment's anycast MAC), once per bridge.
+   */
+  async ensure(segment: PoolSpec['segment'], pool: string, gateway?: NodeGateway): Promise<EnsuredSegment> {
+    const ensured = await this.#ensureLinks(segment, pool);
+    if (gateway) await this.#holdGateway(ensured.plan, gateway);
+    return ensured;
+  }
+
+  /**
+   * The node reaches its pods through the gateway address on the bridge (the kubelet's probes come
+   * from the host), and pods route through their own node. Every node uses the same MAC, so an
+   * ARP for the gateway answered by another node over VXLAN says the same as the local answer.
+   * IPv6 without DAD: the address is on every node by design.
+   */
+  async #holdGateway(plan: SegmentPlan, gw: NodeGateway): Promise<void> {
+    const key = `${plan.links.bridge}/${gw.address}`;
+    if (this.#gateways.has(key)) return;
+    const bridge = plan.links.bridge;
+    await this.#o.host.ip([
+      ['link', 'set', 'dev', bridge, 'address', gatewayMac(plan.links.key)],
+      [
+        'addr',
+        'replace',
+        `${gw.address}/${gw.prefixLength}`,
+        'dev',
+        bridge,
+        ...(gw.family === 6 ? ['nodad'] : []),
+      ],
+    ]);
+    this.#gateways.add(key);
+  }
+
+  async #ensureLinks(segment: PoolSpec['segment'], pool: string): Promise<EnsuredSegment> {
     const mtu = this.mtuOf(segment.mode);
     const localAddress = segment.mode === 'vxlan' ? await this.#localAddress() : undefined;
     const plan = planSegment(segment, pool, {
@@ -206,15 +248,19 @@ export class Segments {
    * waiting for an ADD. Failures are logged; the next ADD or tick retries.
    */
   async adopt(
-    pools: Iterable<{ readonly name: string; readonly segment: PoolSpec['segment'] }>,
+    pools: Iterable<{
+      readonly name: string;
+      readonly segment: PoolSpec['segment'];
+      readonly gateway?: NodeGateway | undefined;
+    }>,
   ): Promise<number> {
     const have = await this.#linkNames();
     let adopted = 0;
-    for (const { name, segment } of pools) {
+    for (const { name, segment, gateway } of pools) {
       const links = segmentLinks(segment, name, this.#o.master);
       if (!have.has(links.bridge) || (links.uplink !== undefined && !have.has(links.uplink))) continue;
       try {
-        await this.ensure(segment, name);
+        await this.ensure(segment, name, gateway);
         adopted++;
       } catch (err) {
         this.#o.log?.warn({ err, pool: name, segment: links.key }, 'cni: existing segment not adopted');
@@ -306,7 +352,10 @@ export class Segments {
         peers: this.#peers.get(key) ?? 0,
       };
       // Gone (deleted by hand, node network reset): make it again on the next ADD.
-      if (!br || (plan.links.uplink !== undefined && !up)) this.#ensured.delete(key);
+      if (!br || (plan.links.uplink !== undefined && !up)) {
+        this.#ensured.delete(key);
+        for (const g of this.#gateways) if (g.startsWith(`${plan.links.bridge}/`)) this.#gateways.delete(g);
+      }
       health.push(h);
     }
     return health;

@@ -66,7 +66,13 @@ export async function addAttachment(ctx: VerbContext, req: CniRequest, mark: num
     if (made.status === 'rejected') throw made.reason;
     if (!allocation) throw new Error('unreachable: no allocation');
     if (!veth) return buildResult(version, allocation, undefined);
-    const segment = await deps.segments.ensure(allocation.segment, allocation.pool);
+    const segment = await deps.segments.ensure(
+      allocation.segment,
+      allocation.pool,
+      allocation.nodeGateway && allocation.gateway !== undefined
+        ? { address: allocation.gateway, prefixLength: allocation.prefixLength, family: allocation.family }
+        : undefined,
+    );
     t = stageEnded(deps, 'ADD', 'segment', t);
     const mtu = conf.mtu ?? segment.mtu;
     const bridge = segment.plan.links.bridge;

@@ -12,6 +12,7 @@ const a: Allocation = {
   routes: [{ dst: '192.168.0.0/16', gw: '10.0.0.254' }],
   dns: { nameservers: ['10.0.0.53'], search: ['svc.local'], options: [] },
   segment: { mode: 'none' },
+  nodeGateway: true,
   containerID: 'c',
   ifName: 'eth0',
   existing: false,
