@@ -30,7 +30,12 @@ async function host(): Promise<{ segs: Segments; ip: (...args: string[]) => Prom
   // The master is down, as a NIC may be when the agent starts first (a veth: this kernel has no dummy).
   await runOk('ip', ['-n', name, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0p']);
   await runOk('ip', ['-n', name, 'addr', 'add', '192.0.2.10/24', 'dev', 'up0']);
-  const segs = new Segments({
+  return { segs: segmentsIn(name), ip: (...args) => runOk('ip', ['-n', name, ...args]) };
+}
+
+/** A fresh Segments (as an agent at start) for the links of netns `name`, master up0. */
+const segmentsIn = (name: string) =>
+  new Segments({
     host: netnsRunner(`/run/netns/${name}`),
     store: new MemoryStore(),
     node: 'n1',
@@ -39,8 +44,6 @@ async function host(): Promise<{ segs: Segments; ip: (...args: string[]) => Prom
     vxlanPort: 4789,
     mtu: undefined,
   });
-  return { segs, ip: (...args) => runOk('ip', ['-n', name, ...args]) };
-}
 
 const link = async (ip: (...args: string[]) => Promise<string>, name: string) =>
   JSON.parse(await ip('-j', '-d', 'link', 'show', name))[0];
@@ -81,15 +84,7 @@ describe.skipIf(reason)('segments on a real kernel', () => {
     const { segs, ip } = await host();
     await segs.ensure({ mode: 'vxlan', id: 90 }, 'pods');
     const before = await link(ip, 'vxbr90');
-    const again = new Segments({
-      host: netnsRunner(`/run/netns/${ns}`),
-      store: new MemoryStore(),
-      node: 'n1',
-      master: 'up0',
-      localAddress: '192.0.2.10',
-      vxlanPort: 4789,
-      mtu: undefined,
-    });
+    const again = segmentsIn(ns!);
     await again.ensure({ mode: 'vxlan', id: 90 }, 'pods');
     expect((await link(ip, 'vxbr90')).ifindex).toBe(before.ifindex);
   });
