@@ -58,32 +58,190 @@ const pushRetry = () =>
 
 const labelMap = () => z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/), z.string());
 
-const alertRule = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/)
-    .describe('Rule name: the alertname sent to Alertmanager and the rule label of nodeward_alert_firing.'),
-  metric: z
-    .string()
-    .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)
-    .describe('Metric family the rule watches, e.g. node_load1 or container_memory_working_set_bytes.'),
-  matchers: labelMap()
-    .default({})
-    .describe(
-      'Label matchers: each value is an exact match, or a regular expression (anchored) when written as "~regex".',
+const labelName = () => z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/);
+const metricName = () => z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/);
+
+/** Label matchers: a regular expression (written "~regex") is checked at load, like `pattern`. */
+const labelMatchers = () =>
+  labelMap().superRefine((matchers, ctx) => {
+    for (const [name, want] of Object.entries(matchers)) {
+      if (!want.startsWith('~')) continue;
+      try {
+        new RegExp(want.slice(1));
+      } catch (err) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `expected "~" and a regular expression, got ${shown(want)}: ${(err as Error).message}`,
+        });
+      }
+    }
+  });
+
+const MATCHERS_HELP =
+  'Label matchers: each value is an exact match, or a regular expression (anchored) when written as "~regex"; an absent label is "".';
+
+/** The aggregations of `{ <op>: expr, by: [labels] }`, as PromQL's `<op> by (labels) (expr)`. */
+const ALERT_AGGREGATIONS = ['sum', 'avg', 'min', 'max', 'count'] as const;
+type AlertAggregation = (typeof ALERT_AGGREGATIONS)[number];
+
+/** One metric's series as they are: `{ metric, matchers }`. */
+interface AlertSelector {
+  readonly metric: string;
+  readonly matchers: Readonly<Record<string, string>>;
+}
+/** A counter's samples inside the trailing window (ms). */
+interface AlertWindow extends AlertSelector {
+  readonly window: number;
+}
+/**
+ * What a rule compares with its threshold, per series; small and explicit rather than PromQL:
+ * a selector, `{ rate: … }` and `{ increase: … }` of a counter over a window, `{ ratio: { numerator,
+ * denominator } }` of two expressions (series matched on equal labels), `{ sum|avg|min|max|count:
+ * expr, by: [labels] }`.
+ */
+type AlertExpr =
+  | AlertSelector
+  | { readonly rate: AlertWindow }
+  | { readonly increase: AlertWindow }
+  | { readonly ratio: { readonly numerator: AlertExpr; readonly denominator: AlertExpr } }
+  | {
+      [Op in AlertAggregation]: { readonly [K in Op]: AlertExpr } & { readonly by: readonly string[] };
+    }[AlertAggregation];
+
+const selectorShape = {
+  metric: metricName(),
+  matchers: labelMatchers().default({}),
+};
+const windowed = () =>
+  z.strictObject({
+    ...selectorShape,
+    window: duration().refine((ms) => ms > 0, 'expected a window longer than 0'),
+  });
+
+let exprForms: Record<string, z.ZodType> | undefined;
+/** Built on first use: the forms refer to alertExpr, which refers to them. */
+const forms = (): Record<string, z.ZodType> => {
+  exprForms ??= {
+    metric: z.strictObject(selectorShape),
+    rate: z.strictObject({ rate: windowed() }),
+    increase: z.strictObject({ increase: windowed() }),
+    ratio: z.strictObject({ ratio: z.strictObject({ numerator: alertExpr, denominator: alertExpr }) }),
+    ...Object.fromEntries(
+      ALERT_AGGREGATIONS.map((op) => [
+        op,
+        z.strictObject({ [op]: alertExpr, by: z.array(labelName()).default([]) }),
+      ]),
     ),
-  op: z.enum(['>', '>=', '<', '<=']).default('>').describe('How a value is compared with threshold.'),
-  threshold: z.number().describe('The value is bad when `value op threshold` holds.'),
-  clear: z
-    .number()
-    .optional()
-    .describe(
-      'Hysteresis: a firing alert resolves only once the value is back past this level (default: threshold).',
-    ),
-  for: duration().default(0).describe('How long the condition must hold before the alert fires.'),
-  labels: labelMap().default({}).describe('Extra labels on the alert (e.g. severity).'),
-  annotations: z.record(z.string(), z.string()).default({}).describe('Annotations sent to Alertmanager.'),
+  };
+  return exprForms;
+};
+
+/**
+ * An AlertExpr, told apart by its one operator key (metric, rate, increase, ratio, sum, …) and
+ * then checked against that form alone, so an error names the key path inside the expression
+ * instead of "no union member matched".
+ */
+const alertExpr: z.ZodType<AlertExpr> = z.unknown().transform((value, ctx): AlertExpr => {
+  const known = Object.keys(forms());
+  const ops =
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.keys(value).filter((k) => known.includes(k))
+      : [];
+  if (ops.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected an expression with one of ${known.join(', ')}${ops.length > 1 ? `, not ${ops.join(' and ')} together` : `, got ${JSON.stringify(value) ?? String(value)}`}`,
+    });
+    return z.NEVER;
+  }
+  const result = forms()[ops[0]!]!.safeParse(value);
+  if (result.success) return result.data as AlertExpr;
+  for (const issue of result.error.issues) ctx.addIssue({ ...issue });
+  return z.NEVER;
 });
+
+const OPS = ['>', '>=', '<', '<='] as const;
+
+const alertRule = z
+  .strictObject({
+    name: labelName().describe(
+      'Rule name: the alertname sent to Alertmanager and the rule label of nodeward_alert_firing.',
+    ),
+    metric: metricName()
+      .optional()
+      .describe(
+        'Metric family the rule watches as it is, e.g. node_load1 (or expr for a rate, ratio or aggregation).',
+      ),
+    matchers: labelMatchers().default({}).describe(`With metric: ${MATCHERS_HELP}`),
+    expr: alertExpr
+      .optional()
+      .describe(
+        'Instead of metric: { metric, matchers }, { rate|increase: { metric, matchers, window } }, { ratio: { numerator: expr, denominator: expr } } or { sum|avg|min|max|count: expr, by: [labels] }.',
+      ),
+    op: z.enum(OPS).default('>').describe('How a value is compared with threshold.'),
+    threshold: z.number().describe('The value is bad when `value op threshold` holds.'),
+    clear: z
+      .number()
+      .optional()
+      .describe(
+        'Hysteresis: a firing alert resolves only once the value is back past this level (default: threshold).',
+      ),
+    for: duration().default(0).describe('How long the condition must hold before the alert fires.'),
+    labels: labelMap().default({}).describe('Extra labels on the alert (e.g. severity).'),
+    annotations: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe(
+        'Annotations sent to Alertmanager; {{ $labels.<name> }}, {{ $value }} and {{ $value | humanizePercentage }} are filled in.',
+      ),
+  })
+  .superRefine((rule, ctx) => {
+    if ((rule.metric === undefined) === (rule.expr === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [rule.metric === undefined ? 'expr' : 'metric'],
+        message: 'set either metric (one metric as it is) or expr (a rate, ratio or aggregation), not both',
+      });
+    }
+    if (rule.expr !== undefined && Object.keys(rule.matchers).length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['matchers'],
+        message: 'matchers go with metric; with expr, put them in its { metric, matchers }',
+      });
+    }
+    const below = rule.op === '<' || rule.op === '<=';
+    if (rule.clear !== undefined && (below ? rule.clear < rule.threshold : rule.clear > rule.threshold)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clear'],
+        message: `with op "${rule.op}" the clear level is on the good side of threshold (${below ? '>=' : '<='} ${rule.threshold}), got ${rule.clear}`,
+      });
+    }
+  });
+
+/**
+ * The built-in rules, by name; agent/metrics/alerts/defaults.ts defines exactly these (the type
+ * checker holds the two lists together).
+ */
+const DEFAULT_ALERT_RULES = {
+  FilesystemAlmostFull: "less than 10 % of a filesystem's space left, for 5m",
+  FilesystemInodesAlmostFull: "less than 10 % of a filesystem's inodes left, for 5m",
+  MemoryPressure: 'less than 10 % of memory available (MemAvailable / MemTotal), for 5m',
+  ConntrackAlmostFull: 'the conntrack table over 90 % of its limit, for 2m',
+  ContainerOOMKilled: "a container's OOM kills rose in the last 5m",
+  NodeOOMKill: 'the kernel OOM-killed a process, in a container or not, in the last 5m',
+  ClockNotSynchronised: 'the kernel clock not synchronised (node_timex_sync_status), for 10m',
+  CniSegmentLinkDown: "a CNI segment's bridge or uplink down, for 1m",
+  CniSegmentNoCarrier: "a CNI segment's uplink without carrier, for 1m",
+  LogShipperLosingLines: 'the log shipper lost lines in the last 5m',
+} as const;
+type DefaultAlertRuleName = keyof typeof DEFAULT_ALERT_RULES;
+const DEFAULT_RULE_NAMES = Object.keys(DEFAULT_ALERT_RULES) as [
+  DefaultAlertRuleName,
+  ...DefaultAlertRuleName[],
+];
 
 const containersSchema = z
   .strictObject({
@@ -153,25 +311,117 @@ const jsonPushSchema = z
   })
   .prefault({});
 
+const alertmanagerTarget = z
+  .strictObject({
+    url: url().describe(
+      'Alertmanager base URL, e.g. http://alertmanager-0.alertmanager:9093 (alerts go to <url>/api/v2/alerts).',
+    ),
+    headers: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('Extra HTTP headers of each request, e.g. Authorization.'),
+    tls: z
+      .strictObject({
+        caFile: z
+          .string()
+          .default('')
+          .describe("CA bundle (PEM) that signed Alertmanager's certificate; empty: the system CAs."),
+        certFile: z
+          .string()
+          .default('')
+          .describe('Client certificate (PEM) for mutual TLS; empty: none. Needs keyFile.'),
+        keyFile: z.string().default('').describe('Private key (PEM) of certFile.'),
+        serverName: z
+          .string()
+          .default('')
+          .describe("Name expected in Alertmanager's certificate (SNI); empty: the host of url."),
+        insecureSkipVerify: z
+          .boolean()
+          .default(false)
+          .describe('Accept any certificate (tests only: headers go to whoever answers).'),
+      })
+      .prefault({})
+      .describe('TLS towards this Alertmanager (https:// url); files are read at each send.'),
+  })
+  .superRefine((am, ctx) => {
+    if ((am.tls.certFile === '') !== (am.tls.keyFile === '')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls', am.tls.certFile === '' ? 'certFile' : 'keyFile'],
+        message: 'a client certificate needs both tls.certFile and tls.keyFile',
+      });
+    }
+    const tls = am.tls.caFile !== '' || am.tls.certFile !== '' || am.tls.insecureSkipVerify;
+    if (tls && am.url.startsWith('http://')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message: `tls is set: use https://, got ${shown(am.url)}`,
+      });
+    }
+  });
+
 const alertsSchema = z
   .strictObject({
+    defaultRules: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            `Evaluate the built-in rules (agent/metrics/alerts/README.md): ${Object.entries(
+              DEFAULT_ALERT_RULES,
+            )
+              .map(([name, what]) => `${name} (${what})`)
+              .join('; ')}.`,
+          ),
+        disabled: z
+          .array(z.enum(DEFAULT_RULE_NAMES))
+          .default([])
+          .describe(
+            'Built-in rules left out, by name. A rule in rules with the name of a built-in one replaces it.',
+          ),
+      })
+      .prefault({})
+      .describe('The built-in rule set.'),
     rules: z
       .array(alertRule)
       .default([])
       .describe(
-        'Node-local alert rules: [{name, metric, matchers, op, threshold, clear, for, labels, annotations}], evaluated per series.',
+        'Node-local alert rules: [{name, metric, matchers | expr, op, threshold, clear, for, labels, annotations}], evaluated per series; names are unique.',
       ),
     interval: duration().default(15_000).describe('How often the rules are evaluated.'),
-    alertmanagerUrl: url()
-      .optional()
+    alertmanagers: z
+      .array(alertmanagerTarget)
+      .default([])
       .describe(
-        'Alertmanager base URL, e.g. http://alertmanager:9093 (alerts go to <url>/api/v2/alerts); unset: state only in nodeward_alert_firing.',
+        'Alertmanagers, each told every alert (an Alertmanager HA cluster needs every member listed): [{url, headers, tls}]; none: state only in nodeward_alert_firing.',
       ),
     resendInterval: duration()
       .default(60_000)
-      .describe('How often firing alerts are sent again (Alertmanager resolves alerts it stops hearing of).'),
-    timeout: duration().default(10_000).describe('Deadline of one request to Alertmanager.'),
-    retry: pushRetry().describe('Retrying a failed send to Alertmanager.'),
+      .describe(
+        'How often firing and recently resolved alerts are sent again (Alertmanager resolves alerts it stops hearing of).',
+      ),
+    resolvedRetention: duration()
+      .default(15 * 60_000)
+      .describe(
+        'How long a resolved alert keeps being sent (each resendInterval), so an Alertmanager that missed the resolution learns it.',
+      ),
+    timeout: duration().default(10_000).describe('Deadline of one request to an Alertmanager.'),
+    retry: pushRetry().describe('Retrying a failed send to an Alertmanager.'),
+  })
+  .superRefine((alerts, ctx) => {
+    const first = new Map<string, number>();
+    for (const [i, rule] of alerts.rules.entries()) {
+      const earlier = first.get(rule.name);
+      if (earlier === undefined) first.set(rule.name, i);
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'name'],
+          message: `rule name ${shown(rule.name)} is taken by rules[${earlier}]: names must be unique (they are the alertname)`,
+        });
+    }
   })
   .prefault({});
 

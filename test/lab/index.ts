@@ -1,3 +1,11 @@
+export {
+  ALERTMANAGER_LAB_USER,
+  type Alertmanager,
+  type AlertmanagerOptions,
+  type AmAlert,
+  type AmNotification,
+  startAlertmanager,
+} from './alertmanager.ts';
 export { skipReason, which } from './bin.ts';
 export { cgroupDirsOfPid } from './cgroup.ts';
 export { type Containerd, type ContainerdOptions, runtimeSpecOf, startContainerd } from './containerd.ts';

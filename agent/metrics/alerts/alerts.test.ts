@@ -6,7 +6,8 @@ import { family } from '../collector.ts';
 import type { Snapshot } from '../push/push.ts';
 import type { Sample } from '../scrape.ts';
 import { createAlerts, type PostableAlert } from './alertmanager.ts';
-import { compileMatchers, createRuleEngine } from './rules.ts';
+import { compileMatchers } from './expr.ts';
+import { createRuleEngine } from './rules.ts';
 
 const rulesOf = (rules: unknown[]) => metricsSchema.parse({ alerts: { rules } }).alerts.rules;
 
@@ -102,7 +103,7 @@ describe('alerts to an Alertmanager-compatible receiver', () => {
       let now = Date.parse('2026-11-22T03:00:00Z');
       const settings = metricsSchema.parse({
         alerts: {
-          alertmanagerUrl: `${receiver.url}/`,
+          alertmanagers: [{ url: `${receiver.url}/` }],
           interval: '15s',
           resendInterval: '1m',
           retry: { initial: 10, attempts: 3 },
@@ -188,7 +189,10 @@ describe('alerts to an Alertmanager-compatible receiver', () => {
     const settings = metricsSchema.parse({
       containers: { enabled: false },
       collectors: { filesystem: false },
-      alerts: { rules: [{ name: 'AlwaysLoad', metric: 'node_load1', op: '>=', threshold: 0 }] },
+      alerts: {
+        defaultRules: { enabled: false },
+        rules: [{ name: 'AlwaysLoad', metric: 'node_load1', op: '>=', threshold: 0 }],
+      },
     });
     const metrics = createMetrics(settings, { log: createLogger('silent'), node: 'n1' });
     await metrics.alerts.evaluateOnce();
@@ -196,5 +200,148 @@ describe('alerts to an Alertmanager-compatible receiver', () => {
     expect(families.get('nodeward_alert_firing')!.samples).toEqual([
       { labels: { rule: 'AlwaysLoad' }, value: 1 },
     ]);
+  });
+});
+
+describe('alert delivery', () => {
+  const LOAD = family('node_load1', 'gauge', '1m load average.');
+  const setup = (alertmanagers: object[], extra: object = {}) => {
+    const state = { load: 0, now: Date.parse('2026-11-22T03:00:00Z') };
+    const settings = metricsSchema.parse({
+      alerts: {
+        defaultRules: { enabled: false },
+        alertmanagers,
+        resendInterval: '1m',
+        resolvedRetention: '3m',
+        retry: { initial: 10, attempts: 1 },
+        rules: [{ name: 'LoadHigh', metric: 'node_load1', threshold: 4 }],
+        ...extra,
+      },
+    }).alerts;
+    const alerts = createAlerts({
+      settings,
+      extraLabels: { instance: 'n1' },
+      snapshot: async (): Promise<Snapshot> => ({
+        timestampMs: state.now,
+        families: new Map([[LOAD, [{ value: state.load }]]]),
+      }),
+      log: createLogger('silent'),
+      clock: () => state.now,
+    });
+    return { state, alerts };
+  };
+  const bodies = (receiver: Awaited<ReturnType<typeof startReceiver>>) =>
+    receiver.requests.map((r) => JSON.parse(r.body.toString()) as PostableAlert[]);
+
+  it('re-sends a resolved alert every resendInterval for resolvedRetention, as Prometheus does', async () => {
+    const receiver = await startReceiver();
+    try {
+      const { state, alerts } = setup([{ url: receiver.url }]);
+      state.load = 9;
+      await alerts.evaluateOnce(); // fires
+      state.now += 15_000;
+      const resolvedAt = state.now;
+      state.load = 1;
+      await alerts.evaluateOnce(); // resolved, sent at once
+      for (let i = 0; i < 16; i++) {
+        state.now += 15_000;
+        await alerts.evaluateOnce();
+      }
+      const sent = bodies(receiver);
+      expect(sent.map((b) => b.map((a) => a.endsAt))).toEqual([
+        [new Date(resolvedAt - 15_000 + 4 * 60_000).toISOString()],
+        // At resolution, then each minute until 3 minutes past it; then no more.
+        ...[0, 1, 2, 3].map(() => [new Date(resolvedAt).toISOString()]),
+      ]);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('an alert active again replaces its resolved one: never both in one request', async () => {
+    const receiver = await startReceiver();
+    try {
+      const { state, alerts } = setup([{ url: receiver.url }]);
+      state.load = 9;
+      await alerts.evaluateOnce();
+      state.now += 15_000;
+      state.load = 1;
+      await alerts.evaluateOnce();
+      state.now += 60_000;
+      state.load = 9;
+      await alerts.evaluateOnce();
+      const last = bodies(receiver).at(-1)!;
+      expect(last).toEqual([expect.objectContaining({ startsAt: new Date(state.now).toISOString() })]);
+      expect(Date.parse(last[0]!.endsAt)).toBeGreaterThan(state.now);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('the evaluation loop does not wait for a hanging Alertmanager', async () => {
+    const { createServer } = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const hanging = createServer((s) => sockets.push(s));
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const stop = new AbortController();
+    try {
+      const port = (hanging.address() as import('node:net').AddressInfo).port;
+      let evaluations = 0;
+      const alerts = createAlerts({
+        settings: metricsSchema.parse({
+          alerts: {
+            defaultRules: { enabled: false },
+            alertmanagers: [{ url: `http://127.0.0.1:${port}` }],
+            interval: '50ms',
+            timeout: '10s',
+            rules: [{ name: 'Always', metric: 'node_load1', op: '>=', threshold: 0 }],
+          },
+        }).alerts,
+        extraLabels: {},
+        snapshot: async (): Promise<Snapshot> => {
+          evaluations++;
+          return { timestampMs: Date.now(), families: new Map([[LOAD, [{ value: 1 }]]]) };
+        },
+        log: createLogger('silent'),
+      });
+      const running = alerts.run(stop.signal);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(sockets.length).toBe(1); // the first send still hangs, and nothing piles up behind it
+      expect(evaluations).toBeGreaterThanOrEqual(5);
+      stop.abort();
+      await running;
+    } finally {
+      stop.abort();
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => hanging.close(resolve));
+    }
+  });
+
+  it('tells each Alertmanager directly: one that hangs delays no other', async () => {
+    const receiver = await startReceiver();
+    const { createServer } = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const hanging = createServer((s) => sockets.push(s)); // accepts, never answers
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (hanging.address() as import('node:net').AddressInfo).port;
+      const { state, alerts } = setup([{ url: `http://127.0.0.1:${port}` }, { url: receiver.url }], {
+        timeout: '2s',
+      });
+      state.load = 9;
+      const started = Date.now();
+      const done = alerts.evaluateOnce();
+      while (receiver.requests.length === 0 && Date.now() - started < 1500) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(receiver.requests).toHaveLength(1);
+      expect(Date.now() - started).toBeLessThan(1500);
+      await done; // the hanging one times out
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => hanging.close(resolve));
+      await receiver.close();
+    }
   });
 });

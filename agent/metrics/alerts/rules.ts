@@ -1,14 +1,17 @@
 import type { AlertRuleConfig } from '../../../shared/config/index.ts';
 import type { Labels } from '../collector.ts';
-import type { Sample } from '../scrape.ts';
+import { compileExpr, type Families, keyOf } from './expr.ts';
 
 /** One alert: a rule and one series it watches. */
 export interface Alert {
+  /** The rule name and the alert's labels: one alert's identity across evaluations. */
+  readonly key: string;
   readonly rule: string;
   /** The series' labels, the rule's extra labels and alertname: what Alertmanager groups by. */
   readonly labels: Labels;
   /** The series' labels and the rule's: those of nodeward_alert_firing (no job/instance, which a scrape adds). */
   readonly seriesLabels: Labels;
+  /** The rule's annotation templates ({{ $labels.x }}, {{ $value }}), filled in when sent. */
   readonly annotations: Labels;
   state: 'pending' | 'firing';
   value: number;
@@ -36,37 +39,17 @@ const COMPARE: Record<AlertRuleConfig['op'], Compare> = {
   '<=': (v, l) => v <= l,
 };
 
-type Matcher = (labels: Labels) => boolean;
-
-/** Exact values, or "~regex" anchored like PromQL's =~; an absent label matches only "". */
-export function compileMatchers(matchers: Readonly<Record<string, string>>): Matcher {
-  const tests = Object.entries(matchers).map(([name, want]): Matcher => {
-    if (want.startsWith('~')) {
-      const re = new RegExp(`^(?:${want.slice(1)})$`);
-      return (labels) => re.test(labels[name] ?? '');
-    }
-    return (labels) => (labels[name] ?? '') === want;
-  });
-  return (labels) => tests.every((t) => t(labels));
-}
-
-const keyOf = (labels: Labels) =>
-  JSON.stringify(
-    Object.keys(labels)
-      .sort()
-      .map((k) => [k, labels[k]]),
-  );
-
 /**
- * Node-local alert rules, Prometheus' alerting semantics for one metric and a threshold:
+ * Node-local alert rules, Prometheus' alerting semantics for an expression (a metric, a rate, a
+ * ratio, an aggregation: expr.ts) and a threshold, per series of its value:
  * inactive → pending when `value op threshold` holds → firing once it has held for `for` →
  * resolved when the value is back past `clear` (hysteresis: a value hovering at the threshold
- * does not flap) or the series is gone. Pure: time comes in, transitions go out.
+ * does not flap) or the series is gone. No I/O: time comes in, transitions go out.
  */
 export function createRuleEngine(rules: readonly AlertRuleConfig[], extraLabels: Labels = {}) {
   const compiled = rules.map((rule) => ({
     rule,
-    match: compileMatchers(rule.matchers),
+    evaluate: compileExpr(rule.expr ?? { metric: rule.metric!, matchers: rule.matchers }),
     bad: COMPARE[rule.op],
     clear: rule.clear ?? rule.threshold,
   }));
@@ -77,19 +60,18 @@ export function createRuleEngine(rules: readonly AlertRuleConfig[], extraLabels:
     active: (): Alert[] => [...alerts.values()],
 
     /** One evaluation over the samples of this collection, by family name. */
-    evaluate(families: ReadonlyMap<string, readonly Sample[]>, now: number): Evaluation {
+    evaluate(families: Families, now: number): Evaluation {
       const fired: Alert[] = [];
       const resolved: ResolvedAlert[] = [];
       const seen = new Set<string>();
-      for (const { rule, match, bad, clear } of compiled) {
-        for (const sample of families.get(rule.metric) ?? []) {
-          const own = sample.labels ?? {};
-          if (!match(own) || Number.isNaN(sample.value)) continue;
-          const seriesLabels: Labels = { ...own, ...rule.labels };
+      for (const { rule, evaluate, bad, clear } of compiled) {
+        for (const point of evaluate(families, now)) {
+          if (Number.isNaN(point.value)) continue;
+          const seriesLabels: Labels = { ...point.labels, ...rule.labels };
           const labels: Labels = { ...extraLabels, ...seriesLabels, alertname: rule.name };
           const key = `${rule.name}\u0000${keyOf(labels)}`;
           const alert = alerts.get(key);
-          const value = sample.value;
+          const { value } = point;
           if (alert?.state === 'firing') {
             seen.add(key);
             alert.value = value;
@@ -106,6 +88,7 @@ export function createRuleEngine(rules: readonly AlertRuleConfig[], extraLabels:
           }
           seen.add(key);
           const current = alert ?? {
+            key,
             rule: rule.name,
             labels,
             seriesLabels,
