@@ -208,7 +208,7 @@ export const ERRORS = {
     retriable: false,
     exit: EXIT.unavailable,
     cni: CNI.internal,
-    doc: 'Alertmanager answered 4xx to the alerts: check metrics.alerts.alertmanagerUrl and the rule labels.',
+    doc: 'An Alertmanager answered 4xx to the alerts: check metrics.alerts.alertmanagers[].url, its headers and the rule labels.',
   },
   LOG_PARSE: {
     retriable: false,

@@ -47,6 +47,7 @@ export function readConfigFile(file: string): Record<string, unknown> {
 /** Keys an earlier release had, and where they live now: an upgrade names the new place. */
 const MOVED_KEYS: Record<string, string> = {
   'logs.kubelet': 'pods.kubelet, with pods.source: kubelet',
+  'metrics.alerts.alertmanagerUrl': 'metrics.alerts.alertmanagers[].url',
 };
 
 function unknownKeyText(path: PropertyKey[]): string {
