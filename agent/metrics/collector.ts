@@ -21,8 +21,26 @@ export type Emit = (family: Family, value: number, labels?: Labels) => void;
  */
 export interface Collector {
   readonly families: readonly Family[];
+  /**
+   * Its families are only known at scrape time (textfile's *.prom files, hwmon's sensor files): it
+   * may emit families it did not declare, and they are exposed after the declared ones. It should
+   * emit the same Family object for a name at every scrape.
+   */
+  readonly dynamic?: boolean;
   /** Rejects when the collector cannot report (its samples of this scrape are then dropped). */
   collect(emit: Emit): Promise<void>;
+}
+
+/**
+ * Thrown by a collector that found nothing to report on this machine (no bond, no hwmon chip): not
+ * a failure, so nothing is logged and nodeward_scrape_collector_success stays 1, but
+ * node_scrape_collector_success is 0, as node_exporter reports its ErrNoData.
+ */
+export class NoDataError extends Error {
+  constructor(what: string) {
+    super(`no data: ${what}`);
+    this.name = 'NoDataError';
+  }
 }
 
 export type CollectorFactory = (settings: MetricsConfig) => Collector;

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { HOST_COLLECTORS } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { fixture, parseExposition, settingsFor } from '../../test/support/metrics/testing.ts';
 import { type Collector, family } from './collector.ts';
@@ -59,16 +60,22 @@ describe('host registry exposition', () => {
       expect(labelNames(f!), name).toEqual(labels);
     }
     const success = families.get('nodeward_scrape_collector_success')!.samples;
-    expect(success).toHaveLength(12);
+    expect(success).toHaveLength(Object.keys(HOST_COLLECTORS).length);
     expect(success.every((s) => s.value === 1)).toBe(true);
+    // node_exporter's name for the same, 0 where a collector found nothing (no data) as it has it.
+    const theirs = families.get('node_scrape_collector_success')!.samples;
+    expect(theirs.map((s) => s.labels.collector)).toEqual(success.map((s) => s.labels.collector));
+    expect(theirs.filter((s) => s.value === 0).map((s) => s.labels.collector)).toEqual([]);
     expect(families.get('node_memory_MemTotal_bytes')!.samples[0]!.value).toBe(24684084 * 1024);
   });
 
-  it('is accepted by promtool (only its camelCase lint, inherent to node_exporter names)', async (ctx) => {
+  it('is accepted by promtool (only its camelCase and entropy-bits lints, inherent to node_exporter names)', async (ctx) => {
     if (!existsSync('/usr/bin/promtool')) ctx.skip();
     const text = await createHostRegistry(settingsFor(fixture('host/proc')), capturedLogger().log).metrics();
     const r = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-    const complaints = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l && !/snake_case/.test(l));
+    const complaints = `${r.stdout}${r.stderr}`
+      .split('\n')
+      .filter((l) => l && !/snake_case|base unit "bytes" instead of "bits"/.test(l));
     expect(complaints).toEqual([]);
   });
 
@@ -81,7 +88,7 @@ describe('host registry exposition', () => {
       .get('nodeward_scrape_collector_success')!
       .samples.map((s) => s.labels.collector);
     expect(collectors).not.toContain('cpu');
-    expect(collectors).toHaveLength(10);
+    expect(collectors).toHaveLength(Object.keys(HOST_COLLECTORS).length - 2);
   });
 
   it('exposes nothing when metrics.enabled is false', async () => {

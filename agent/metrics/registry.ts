@@ -1,4 +1,5 @@
 import { type Metric, Registry } from 'prom-client';
+import { HOST_COLLECTORS } from '../../shared/config/index.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { type Family, family, type Labels } from './collector.ts';
 import { createScraper, type NamedCollector, type Sample, type Scrape } from './scrape.ts';
@@ -12,6 +13,22 @@ const SUCCESS = family(
   'nodeward_scrape_collector_success',
   'gauge',
   'nodeward: Whether a host collector succeeded.',
+);
+
+/**
+ * node_exporter's names for the same two, over the host collectors only (dashboards and alerts
+ * query these). Success follows node_exporter: 0 also when a collector found nothing to report on
+ * this machine (no bond, no hwmon), where ours says 1 — nothing is broken.
+ */
+const NODE_DURATION = family(
+  'node_scrape_collector_duration_seconds',
+  'gauge',
+  'node_exporter: Duration of a collector scrape.',
+);
+const NODE_SUCCESS = family(
+  'node_scrape_collector_success',
+  'gauge',
+  'node_exporter: Whether a collector succeeded.',
 );
 
 /**
@@ -79,15 +96,37 @@ export class MetricsRegistry extends Registry {
     this.#families.push({ family: f, values });
   }
 
+  /** Families of dynamic collectors (known at scrape time), and the names they must not take. */
+  #dynamic: (() => Promise<Map<Family, Sample[]>>) | undefined;
+  readonly #names = new Set<string>();
+
+  exposeDynamic(samples: () => Promise<Map<Family, Sample[]>>): void {
+    this.#dynamic = samples;
+  }
+
   override async metrics(): Promise<string> {
     if (this.getMetricsAsArray().length !== this.#families.length) return super.metrics();
-    const all = await Promise.all(this.#families.map((e) => e.values()));
+    const [all, dynamic] = await Promise.all([
+      Promise.all(this.#families.map((e) => e.values())),
+      this.#dynamic?.(),
+    ]);
     const out: string[] = [];
-    this.#families.forEach(({ family: f }, i) => {
+    const write = (f: Family, samples: readonly Sample[]) => {
+      // As client_golang: a family without samples (hardware this node lacks) is not written.
+      if (samples.length === 0) return;
       out.push(`# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`);
-      for (const sample of all[i]!)
+      for (const sample of samples)
         out.push(`${f.name}${renderLabels(sample.labels)} ${renderValue(sample.value)}\n`);
+    };
+    this.#families.forEach(({ family: f }, i) => {
+      write(f, all[i]!);
     });
+    if (dynamic) {
+      if (this.#names.size !== this.#families.length)
+        for (const { family: f } of this.#families) this.#names.add(f.name);
+      // A textfile family named like one of ours would make two families of one name: ours wins.
+      for (const [f, samples] of dynamic) if (!this.#names.has(f.name)) write(f, samples);
+    }
     return out.join('');
   }
 }
@@ -97,11 +136,27 @@ function expose(registry: Registry, f: Family, values: () => Promise<Sample[]> |
   else registry.registerMetric(exposed(f, async () => values()));
 }
 
-function selfSamples(scrape: Scrape, which: typeof DURATION | typeof SUCCESS): Sample[] {
-  return scrape.outcomes.map((o) => ({
-    value: which === DURATION ? o.seconds : o.ok ? 1 : 0,
-    labels: { collector: o.name },
-  }));
+const labelsOf = new Map<string, Labels>();
+const collectorLabels = (name: string): Labels => {
+  let labels = labelsOf.get(name);
+  if (!labels) {
+    labels = { collector: name };
+    labelsOf.set(name, labels);
+  }
+  return labels;
+};
+
+function selfSamples(scrape: Scrape, which: Family): Sample[] {
+  const out: Sample[] = [];
+  for (const o of scrape.outcomes) {
+    const host = Object.hasOwn(HOST_COLLECTORS, o.name);
+    let value: number;
+    if (which === DURATION || which === NODE_DURATION) value = o.seconds;
+    else if (which === SUCCESS) value = o.ok ? 1 : 0;
+    else value = o.ok && !o.noData ? 1 : 0;
+    if (host || which === DURATION || which === SUCCESS) out.push({ value, labels: collectorLabels(o.name) });
+  }
+  return out;
 }
 
 /**
@@ -114,12 +169,21 @@ export function registerCollectors(
   log: Logger,
 ): () => Promise<Scrape> {
   const scrape = createScraper(collectors, log);
+  const declared = new Set<Family>();
   for (const { collector } of collectors) {
     for (const f of collector.families) {
+      declared.add(f);
       expose(registry, f, async () => (await scrape()).samples.get(f) ?? []);
     }
   }
-  for (const f of [DURATION, SUCCESS]) {
+  if (registry instanceof MetricsRegistry && collectors.some((c) => c.collector.dynamic)) {
+    registry.exposeDynamic(async () => {
+      const undeclared = new Map<Family, Sample[]>();
+      for (const [f, samples] of (await scrape()).samples) if (!declared.has(f)) undeclared.set(f, samples);
+      return undeclared;
+    });
+  }
+  for (const f of [DURATION, SUCCESS, NODE_DURATION, NODE_SUCCESS]) {
     expose(registry, f, async () => selfSamples(await scrape(), f));
   }
   return scrape;

@@ -1,6 +1,6 @@
 import { NodewardError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
-import type { Collector, Emit, Family, Labels } from './collector.ts';
+import { type Collector, type Emit, type Family, type Labels, NoDataError } from './collector.ts';
 
 export interface NamedCollector {
   readonly name: string;
@@ -16,6 +16,8 @@ export interface CollectorOutcome {
   readonly name: string;
   readonly seconds: number;
   readonly ok: boolean;
+  /** It ran and found nothing to report on this machine (node_exporter's ErrNoData). */
+  readonly noData: boolean;
 }
 
 /** One collection: every sample by family, and how each collector did. */
@@ -63,7 +65,8 @@ export function createScraper(collectors: readonly NamedCollector[], log: Logger
     const declared = new Set(collector.families);
     const samples = new Map<Family, Sample[]>();
     const emit: Emit = (family, value, labels) => {
-      if (!declared.has(family)) throw new Error(`emitted ${family.name}, which it did not declare`);
+      if (!collector.dynamic && !declared.has(family))
+        throw new Error(`emitted ${family.name}, which it did not declare`);
       let list = samples.get(family);
       if (!list) {
         list = [];
@@ -73,14 +76,20 @@ export function createScraper(collectors: readonly NamedCollector[], log: Logger
     };
     const start = performance.now();
     let ok = true;
+    let noData = false;
     try {
       await collector.collect(emit);
       succeeded(name);
     } catch (err) {
-      ok = false;
-      failed(name, err);
+      if (err instanceof NoDataError) {
+        noData = true;
+        succeeded(name);
+      } else {
+        ok = false;
+        failed(name, err);
+      }
     }
-    const outcome: CollectorOutcome = { name, seconds: (performance.now() - start) / 1000, ok };
+    const outcome: CollectorOutcome = { name, seconds: (performance.now() - start) / 1000, ok, noData };
     return { outcome, samples: ok ? samples : undefined };
   };
 

@@ -32,6 +32,25 @@ export const HOST_COLLECTORS = {
   filefd: 'node_filefd_allocated, node_filefd_maximum.',
   conntrack:
     'node_nf_conntrack_entries(_limit) and node_nf_conntrack_stat_*; no series without nf_conntrack.',
+  time: 'node_time_seconds, node_time_zone_offset_seconds, node_time_clocksource_*_info.',
+  netstat:
+    'node_netstat_<Protocol>_<Field> from /proc/net/{netstat,snmp,snmp6}, for the fields netstat.fields matches.',
+  netclass: 'node_network_up, node_network_info and the other /sys/class/net/<device> properties.',
+  sockstat: 'node_sockstat_* from /proc/net/sockstat and sockstat6.',
+  softnet: 'node_softnet_{processed,dropped,times_squeezed}_total per CPU from /proc/net/softnet_stat.',
+  os: 'node_os_info, node_os_version from hostRoot/etc/os-release (or /usr/lib/os-release).',
+  entropy: 'node_entropy_available_bits, node_entropy_pool_size_bits.',
+  textfile:
+    'node_textfile_scrape_error, node_textfile_mtime_seconds and the series of textfile.directory/*.prom.',
+  arp: 'node_arp_entries per device from /proc/net/arp.',
+  udp_queues: 'node_udp_queues{ip,queue} from /proc/net/udp and udp6.',
+  selinux: 'node_selinux_enabled, node_selinux_{config,current}_mode.',
+  bonding: 'node_bonding_slaves, node_bonding_active per bond master; no series without bonds.',
+  hwmon: 'node_hwmon_* from /sys/class/hwmon (temperatures, fans, voltages, power).',
+  thermal_zone: 'node_thermal_zone_temp, node_cooling_device_{cur,max}_state.',
+  cpufreq: 'node_cpu_frequency_*, node_cpu_scaling_* from /sys/devices/system/cpu/cpu*/cpufreq.',
+  mdadm: 'node_md_* from /proc/mdstat (software RAID).',
+  schedstat: 'node_schedstat_* per CPU from /proc/schedstat.',
 } as const;
 
 export type HostCollectorName = keyof typeof HOST_COLLECTORS;
@@ -495,6 +514,35 @@ export const metricsSchema = z.strictObject({
     })
     .prefault({})
     .describe('The vmstat collector.'),
+  netstat: z
+    .strictObject({
+      fields: pattern()
+        .default(
+          '^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$',
+        )
+        .describe("<Protocol>_<Field> names to expose (node_exporter's default); read once at start."),
+    })
+    .prefault({})
+    .describe('The netstat collector.'),
+  netclass: z
+    .strictObject({
+      deviceExclude: pattern()
+        .default('')
+        .describe("Network devices to leave out of netclass; empty (node_exporter's default) keeps all."),
+    })
+    .prefault({})
+    .describe('The netclass collector.'),
+  textfile: z
+    .strictObject({
+      directory: z
+        .string()
+        .default('')
+        .describe(
+          "Directory of *.prom files (text format, no timestamps) whose series are exposed as they are, e.g. /var/lib/node_exporter/textfile_collector; empty: none (node_exporter's default).",
+        ),
+    })
+    .prefault({})
+    .describe('The textfile collector.'),
   containers: containersSchema.describe('Container collectors (container_* with cAdvisor/kubelet names).'),
   remoteWrite: remoteWriteSchema.describe('Push to Prometheus remote_write.'),
   jsonPush: jsonPushSchema.describe('Push to a WMonitor-style collector as JSON.'),

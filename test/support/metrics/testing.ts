@@ -7,9 +7,18 @@ import { type MetricsConfig, metricsSchema } from '../../../shared/config/index.
 export const fixture = (...path: string[]) =>
   fileURLToPath(new URL(['../../../agent/metrics/fixtures', ...path].join('/'), import.meta.url));
 
-/** Settings with defaults, reading procfs from a fixture tree. */
+const FIXTURES = fixture();
+
+/**
+ * Settings with defaults, reading procfs from a fixture tree — and sysfs from the tree's `sys`
+ * beside it (fixtures/host/proc → fixtures/host/sys), so no test reads this machine's /sys by chance.
+ */
 export function settingsFor(procRoot: string, overrides: Record<string, unknown> = {}): MetricsConfig {
-  return metricsSchema.parse({ procRoot, ...overrides });
+  const tree =
+    procRoot.startsWith(FIXTURES) && procRoot.endsWith('/proc')
+      ? procRoot.slice(0, -'/proc'.length)
+      : undefined;
+  return metricsSchema.parse({ procRoot, ...(tree ? { sysRoot: `${tree}/sys` } : {}), ...overrides });
 }
 
 export interface TestSample {
