@@ -4,6 +4,8 @@ import { Registry } from 'prom-client';
 import type { Config } from '../shared/config/index.ts';
 import { type CniConfig, cniSchema } from '../shared/config/index.ts';
 import { NodewardError } from '../shared/errors.ts';
+import { type Kube, logHealth, sharedKube } from '../shared/kube/index.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { AgentModule, ModuleFactory } from '../shared/module.ts';
 import { logPodSourceHealth, sharedPodSource } from '../shared/pods/index.ts';
 import { createCniMetrics } from './cni/metrics.ts';
@@ -64,10 +66,14 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
       // check makes stickyStatefulSets require a pods.source). Resolved before the store opens: a
       // pods section that cannot be used fails the run with nothing to close.
       const pods = cni.stickyStatefulSets ? sharedPodSource(config.pods, config.node.name) : undefined;
+      // Namespaces and this Node for pool admission, and the cluster GC's word on dead nodes: on
+      // the API server of pods.source apiserver (none otherwise). Watches start on first use.
+      const kube = sharedKube(config.pods, config.node.name);
       const store = await openIpamStore(config);
-      const unsubscribe = pods
-        ? logPodSourceHealth(pods, log, 'StatefulSet pods get no sticky IP meanwhile')
-        : () => {};
+      const unsubscribe = [
+        pods ? logPodSourceHealth(pods, log, 'StatefulSet pods get no sticky IP meanwhile') : () => {},
+        ...(kube ? logKubeHealth(kube, log) : []),
+      ];
       try {
         await pods?.start();
         const { ipam: ipamConfig } = config.network;
@@ -78,6 +84,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
           viewMaxAgeMs: ipamConfig.viewMaxAge,
           observer: ipamMetrics,
           log,
+          metadata: kube && admissionMetadata(kube, ipamConfig.namespaceDefaults),
         });
         let usage: PoolUsage[] | undefined;
         const agent = await startCniAgent({
@@ -120,6 +127,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
               gc: ipamConfig.gc,
               log,
               onRelease: (kind) => ipamMetrics.gcReleases.inc({ kind }),
+              nodes: kube && { placement: (node) => kube.placement(node) },
             })
           : undefined;
         if (gc) agent.handlers.onValidAttachments = (network, list) => gc.valid.note(network, list);
@@ -143,13 +151,39 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
         await gc?.stop();
         await agent.stop();
       } finally {
-        unsubscribe();
+        for (const u of unsubscribe) u();
         pods?.stop();
+        await kube?.stop();
         await store.close();
       }
     },
   };
 };
+
+/** Pool admission's namespaces and node labels, from the watches of `kube`. */
+function admissionMetadata(kube: Kube, namespaceDefaults: boolean) {
+  return {
+    namespaceDefaults,
+    namespace: (name: string) => kube.namespaces.lookup(name),
+    node: async (name: string) =>
+      name === kube.nodeName
+        ? kube.node.lookup(name)
+        : {
+            found: false as const,
+            retriable: false,
+            why: `only this node's (${kube.nodeName}) labels are watched`,
+          },
+  };
+}
+
+function logKubeHealth(kube: Kube, log: Logger): (() => void)[] {
+  const consequence = (what: string) =>
+    `pods whose pool selects on ${what} labels not known yet get CNI 11 (try again) meanwhile; known labels are used as last seen`;
+  return [
+    logHealth(kube.namespaces, log, 'namespace watch', consequence('namespace')),
+    logHealth(kube.node, log, 'node watch', consequence('node')),
+  ];
+}
 
 /** The build's shim, beside the sources (`npm run build:cni`). */
 const BUILT_SHIM = resolve(import.meta.dirname, '../build/nodeward-cni');

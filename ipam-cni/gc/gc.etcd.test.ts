@@ -6,7 +6,7 @@ import { type Etcd, Lab, skipReason, startEtcd, tempDir, waitFor } from '../../t
 import { type AllocateRequest, Ipam } from '../ipam/ipam.ts';
 import { addPool } from '../ipam/pools.ts';
 import { EtcdStore } from '../store/etcd.ts';
-import { ClusterGc } from './cluster.ts';
+import { ClusterGc, type NodeEvidence } from './cluster.ts';
 import { netnsSource } from './liveness.ts';
 import { NodeGc } from './node.ts';
 import { Presence } from './presence.ts';
@@ -29,6 +29,9 @@ afterAll(async () => {
 });
 
 const GRACE = 15 * 60_000;
+
+/** The API server's word for the dead nodes here: their Node objects are deleted (cluster.test.ts covers the rest). */
+const deletedNodes: NodeEvidence = { placement: async () => ({ exists: false, pods: [] }) };
 
 class Clock {
   t = 1_000_000;
@@ -222,7 +225,13 @@ describe.skipIf(reason)('IPAM GC (real etcd)', () => {
     await new Ipam({ store: liveStore }).allocate(req('a1', 'alive'));
 
     const clock = new Clock();
-    const gc = new ClusterGc({ store: liveStore, node: 'alive', graceMs: GRACE, now: clock.now });
+    const gc = new ClusterGc({
+      store: liveStore,
+      node: 'alive',
+      graceMs: GRACE,
+      now: clock.now,
+      nodes: deletedNodes,
+    });
     expect((await gc.round()).missing).toEqual([]); // the dead node is still alive: its lease holds
     clock.advance(GRACE * 2);
     expect((await gc.round()).collected).toEqual([]);
@@ -257,7 +266,11 @@ describe.skipIf(reason)('IPAM GC (real etcd)', () => {
         const presence = new Presence(store, node, 5);
         presences.push(presence);
         const clock = new Clock();
-        return { presence, clock, gc: new ClusterGc({ store, node, graceMs: GRACE, now: clock.now }) };
+        return {
+          presence,
+          clock,
+          gc: new ClusterGc({ store, node, graceMs: GRACE, now: clock.now, nodes: deletedNodes }),
+        };
       }),
     );
     const leads = await Promise.all(agents.map((a) => a.presence.tryLead()));

@@ -2,12 +2,12 @@ import type { NetworkConfig } from '../../shared/config/index.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { GcKind } from '../ipam/metrics.ts';
 import type { Store } from '../store/store.ts';
-import { ClusterGc, type ClusterGcRound } from './cluster.ts';
+import { ClusterGc, type ClusterGcRound, type NodeEvidence } from './cluster.ts';
 import { dockerSource, type LivenessSource, netnsSource, ValidAttachments } from './liveness.ts';
 import { NodeGc, type NodeGcRound } from './node.ts';
 import type { Presence } from './presence.ts';
 
-export { ClusterGc, type ClusterGcRound } from './cluster.ts';
+export { ClusterGc, type ClusterGcRound, type NodeEvidence, type PlacedPod } from './cluster.ts';
 export { dockerSource, netnsSource, ValidAttachments } from './liveness.ts';
 export { NodeGc, type NodeGcRound } from './node.ts';
 export { gcLeaderKey, nodeLivenessKey, Presence } from './presence.ts';
@@ -26,6 +26,8 @@ export interface IpamGcOptions {
   readonly now?: () => number;
   /** Extra liveness sources (tests). */
   readonly sources?: readonly LivenessSource[];
+  /** The API server's word on nodes whose lease is gone (cluster GC); absent: it frees nothing. */
+  readonly nodes?: NodeEvidence | undefined;
 }
 
 export interface IpamGc {
@@ -54,7 +56,13 @@ export async function startIpamGc(o: IpamGcOptions): Promise<IpamGc> {
     const { Presence } = await import('./presence.ts');
     if (o.store instanceof EtcdStore) {
       presence = new Presence(o.store, o.node, Math.max(1, Math.round(o.gc.leaseTtl / 1000)), o.log);
-      if (o.gc.cluster) clusterGc = new ClusterGc(common);
+      if (o.gc.cluster) {
+        clusterGc = new ClusterGc({ ...common, nodes: o.nodes });
+        if (o.nodes === undefined)
+          o.log?.warn(
+            'ipam gc: the cluster GC frees the addresses of a node only once the API server confirms the node or its pods are gone; with pods.source other than apiserver it has no API server to ask and frees nothing',
+          );
+      }
     }
   }
   return {

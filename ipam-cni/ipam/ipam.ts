@@ -14,13 +14,18 @@ import {
   stickyRecordSchema,
 } from './records.ts';
 import {
+  type AdmissionMetadata,
   checkAdmitted,
   checkUsable,
+  type MetadataLookup,
+  needsLabels,
+  POOL_ANNOTATION,
   type PoolSelection,
   parseRequestedIP,
   type Selected,
   type Subject,
   selectPool,
+  Unknown,
 } from './select.ts';
 import type { Labels } from './selector.ts';
 import { ipConflict, PoolWriter, Reprepare, type WriteOutcome, type WriteRequest } from './writer.ts';
@@ -44,6 +49,11 @@ export interface IpamOptions {
   readonly log?: Logger;
   /** Allocation latency and lost races (metrics.ts). */
   readonly observer?: IpamObserver | undefined;
+  /**
+   * Namespace labels and annotations (default pool) and node labels for pool admission, when the
+   * request does not carry them. Absent: pools whose selectors need labels are refused.
+   */
+  readonly metadata?: AdmissionMetadata | undefined;
 }
 
 export interface AllocateRequest {
@@ -68,7 +78,9 @@ export interface AllocateRequest {
   readonly requestedIP?: string | undefined;
   /** The pod is a StatefulSet's: it keeps its address across re-creation (namespace/pod/ifName). */
   readonly sticky?: boolean | undefined;
+  /** The namespace's labels; absent: from IpamOptions.metadata when a pool's selector needs them. */
   readonly namespaceLabels?: Labels | undefined;
+  /** The node's labels; absent: from IpamOptions.metadata when a pool's selector needs them. */
   readonly nodeLabels?: Labels | undefined;
 }
 
@@ -125,6 +137,7 @@ export class Ipam {
   readonly #now: () => Date;
   readonly #log: Logger | undefined;
   readonly #observer: IpamObserver | undefined;
+  readonly #metadata: AdmissionMetadata | undefined;
   #pools: Map<string, StoredPool> | undefined;
   #poolsRead: Promise<Map<string, StoredPool>> | undefined;
   readonly #writers = new Map<string, PoolWriter>();
@@ -137,6 +150,7 @@ export class Ipam {
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log;
     this.#observer = options.observer;
+    this.#metadata = options.metadata;
   }
 
   /**
@@ -288,17 +302,11 @@ export class Ipam {
   }
 
   async #prepare(request: AllocateRequest, again: boolean): Promise<Prepared> {
-    const subject: Subject = {
-      namespace: request.namespace,
-      node: request.node,
-      namespaceLabels: request.namespaceLabels ?? {},
-      nodeLabels: request.nodeLabels ?? {},
-    };
     const requestedIP = request.requestedIP ?? request.selection?.requestedIP;
     const hKey = handleKey(request.containerID, request.ifName);
     const sKey = stickyKey(request.namespace, request.pod, request.ifName);
     const sticky = request.sticky === true;
-    const base = {
+    const baseOf = (subject: Subject) => ({
       containerID: request.containerID,
       ifName: request.ifName,
       pod: request.pod,
@@ -309,39 +317,46 @@ export class Ipam {
       podUid: request.podUid,
       subject,
       sticky,
-    };
+    });
 
     let pools = await this.#readPools(again);
+    let admission = await this.#admission(request, pools);
     if (sticky) {
       const found = await this.#store.get([hKey, sKey]);
       const handle = found.get(hKey);
       if (handle) return { kind: 'existing', allocation: await this.#existing(handle, request) };
       const stickyEntry = found.get(sKey);
-      if (stickyEntry) return this.#prepareSticky(stickyEntry, request, base, requestedIP, pools);
+      if (stickyEntry)
+        return this.#prepareSticky(stickyEntry, request, baseOf(admission.subject), requestedIP, pools);
     }
 
+    const select = () =>
+      selectPool(
+        pools,
+        {
+          ...request.selection,
+          requestedIP,
+          explicitPool: request.pool,
+          namespacePool: admission.namespacePool,
+        },
+        admission.subject,
+      );
     let selected: Selected;
     try {
       try {
-        selected = selectPool(
-          pools,
-          { ...request.selection, requestedIP, explicitPool: request.pool },
-          subject,
-        );
+        selected = select();
       } catch (err) {
         // A pool added since the cache was read: read once more before saying it does not exist.
         if (!(err instanceof NodewardError && err.code === 'POOL_NOT_FOUND') || again) throw err;
         pools = await this.#readPools(true);
-        selected = selectPool(
-          pools,
-          { ...request.selection, requestedIP, explicitPool: request.pool },
-          subject,
-        );
+        admission = await this.#admission(request, pools);
+        selected = select();
       }
     } catch (err) {
-      // A repeated ADD whose pool changed since: the handle still answers (idempotency first).
+      // A repeated ADD whose pool changed since, or whose pool cannot be checked now (its
+      // selectors need labels the API server has not given us): the handle still answers.
       const handle =
-        err instanceof NodewardError && !err.retriable
+        err instanceof NodewardError && (!err.retriable || err.code === 'POD_METADATA_UNAVAILABLE')
           ? (await this.#store.get([hKey])).get(hKey)
           : undefined;
       if (handle) return { kind: 'existing', allocation: await this.#existing(handle, request) };
@@ -351,7 +366,67 @@ export class Ipam {
     return {
       kind: 'write',
       pool: stored,
-      write: { ...base, ip: selected.ip, reservedModRevision: undefined, createSticky: sticky },
+      write: {
+        ...baseOf(admission.subject),
+        ip: selected.ip,
+        reservedModRevision: undefined,
+        createSticky: sticky,
+      },
+    };
+  }
+
+  /**
+   * What admission knows of the pod's namespace and node: the request's own labels and namespace
+   * default when it gives them (tests, admin), else the metadata source — asked only when some pool
+   * has a selector that needs those labels, or when the namespace default may decide (no explicit
+   * pool, no pod annotation), so an agent whose pools select nothing never watches its Node.
+   */
+  async #admission(
+    request: AllocateRequest,
+    pools: ReadonlyMap<string, StoredPool>,
+  ): Promise<{ subject: Subject; namespacePool: string | Unknown | undefined }> {
+    const choices = [...pools.values()].filter((c) => !c.draining).map((c) => c.pool.spec);
+    const metadata = this.#metadata;
+    const namespaceDefault =
+      (metadata?.namespaceDefaults ?? true) &&
+      request.selection?.namespacePool === undefined &&
+      request.pool === undefined &&
+      request.selection?.annotationPool === undefined;
+    const askNamespace =
+      (request.namespaceLabels === undefined && choices.some((p) => needsLabels(p.namespaceSelector))) ||
+      namespaceDefault;
+    const askNode = request.nodeLabels === undefined && choices.some((p) => needsLabels(p.nodeSelector));
+    const [ns, node] = await Promise.all([
+      askNamespace ? metadata?.namespace(request.namespace) : undefined,
+      askNode ? metadata?.node(request.node) : undefined,
+    ]);
+    const unknownOf = (what: string, l: MetadataLookup | undefined): Labels | Unknown => {
+      if (l === undefined)
+        return metadata
+          ? new Unknown(
+              `not looked up (no pool needed the ${what} labels when the request was prepared)`,
+              true,
+            )
+          : new Unknown(
+              `this agent reads no ${what} labels (the network module reads them from the API server with pods.source: apiserver)`,
+              false,
+            );
+      return l.found ? l.labels : new Unknown(l.why, l.retriable);
+    };
+    return {
+      subject: {
+        namespace: request.namespace,
+        node: request.node,
+        namespaceLabels: request.namespaceLabels ?? unknownOf('namespace', ns),
+        nodeLabels: request.nodeLabels ?? unknownOf('node', node),
+      },
+      namespacePool:
+        request.selection?.namespacePool ??
+        (ns === undefined || !namespaceDefault
+          ? undefined
+          : ns.found
+            ? ns.annotations[POOL_ANNOTATION]
+            : new Unknown(ns.why, ns.retriable)),
     };
   }
 

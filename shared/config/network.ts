@@ -57,6 +57,12 @@ export const networkSchema = z
           .describe(
             'How long a node trusts its cached view of its blocks before reading them again (to reuse addresses released elsewhere); correctness never depends on it — every write compares revisions.',
           ),
+        namespaceDefaults: z
+          .boolean()
+          .default(true)
+          .describe(
+            "Honour a namespace's default pool (namespace annotation nodeward.io/ipam-pool), read from the API server with pods.source apiserver (namespaces list/watch, as for pools' namespaceSelector). Until the agent has read a namespace, its pods that name no pool nor IP wait (CNI 11, try again) rather than take the network's pool; off: no namespace defaults, and namespaces are read only for pools with a namespaceSelector.",
+          ),
         gc: z
           .strictObject({
             enabled: z
@@ -82,7 +88,7 @@ export const networkSchema = z
               .boolean()
               .default(true)
               .describe(
-                'Collect the allocations of nodes whose liveness key is gone (etcd store only; one elected agent at a time). Turn off while agents older than this one still run: they publish no liveness key.',
+                'Collect the allocations of nodes whose liveness key is gone (etcd store only; one elected agent at a time) — only once the API server confirms: the Node is deleted, or no pod of the allocation is bound to it any more (needs pods.source apiserver; without it, or while the API server does not answer, nothing is freed). Turn off while agents older than this one still run: they publish no liveness key.',
               ),
             dockerSocket: path()
               .default('/var/run/docker.sock')

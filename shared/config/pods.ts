@@ -32,7 +32,7 @@ export const podsSchema = z
       .enum(['none', 'kubelet', 'apiserver'])
       .default('none')
       .describe(
-        "Where pod metadata comes from: kubelet (its /pods on this node, polled: no API-server load; needs nodes/proxy RBAC, which also reaches the kubelet's exec API), apiserver (one list + watch of this node's pods, filtered by spec.nodeName: pods are known before their first line, deletions at once; needs pods list/watch), or none (the embedded default: log lines carry the labels in their file name).",
+        "Where pod metadata comes from: kubelet (its /pods on this node, polled: no API-server load; needs nodes/proxy RBAC, which also reaches the kubelet's exec API), apiserver (one list + watch of this node's pods, filtered by spec.nodeName: pods are known before their first line, deletions at once; needs pods list/watch; the network module also reads namespaces and its Node there, for IPAM pool selectors and namespace default pools, and the cluster GC asks it whether a node whose lease is gone still runs pods: namespaces and nodes get/list/watch), or none (the embedded default: log lines carry the labels in their file name).",
       ),
     kubelet: z
       .strictObject({
@@ -64,7 +64,9 @@ export const podsSchema = z
           ),
         resolveWait: duration()
           .prefault('1s')
-          .describe('How long a lookup of a pod not known yet waits for the watch to bring it.'),
+          .describe(
+            'How long a lookup of a pod (or, for IPAM pool admission, a namespace or this node) not known yet waits for the watch to bring it.',
+          ),
       })
       .prefault({})
       .describe('pods.source: apiserver.'),

@@ -1,3 +1,4 @@
+import { MIRROR_ANNOTATION } from '../kube/index.ts';
 import type { PodInfo } from './pod.ts';
 
 /**
@@ -20,14 +21,6 @@ interface Entry {
   /** When it was found gone (ms); undefined while it exists. */
   goneSince: number | undefined;
 }
-
-/**
- * A static pod (etcd, kube-apiserver, kube-proxy as manifests) runs under the kubelet's own uid —
- * the one in /var/log/pods/<ns>_<name>_<uid> and in its cgroup — while the API server shows a
- * mirror pod with another uid and the kubelet's in this annotation. The kubelet's /pods shows the
- * kubelet's uid itself.
- */
-const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
 
 const nameKey = (namespace: string, name: string) => `${namespace}/${name}`;
 

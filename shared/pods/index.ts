@@ -3,9 +3,10 @@
  * kubelet's `/pods` or an API-server watch of this node's pods. See cache.ts for the cache's
  * rules, source.ts and apiserver.ts for the two sources, pod.ts for owner resolution.
  */
+
+export { type Connection, inClusterUrl, KubeError as PodSourceError } from '../kube/index.ts';
 export { ApiServerPodSource, type ApiServerPodSourceOptions } from './apiserver.ts';
 export { PodCache } from './cache.ts';
-export { type Connection, PodSourceError } from './http.ts';
 export { fetchPodList, type KubeletOptions } from './kubelet.ts';
 export {
   type ContainerInfo,
@@ -17,7 +18,7 @@ export {
   type V1Pod,
   type V1PodList,
 } from './pod.ts';
-export { inClusterUrl, logPodSourceHealth, sharedPodSource } from './shared.ts';
+export { logPodSourceHealth, sharedPodSource } from './shared.ts';
 export {
   KubeletPodSource,
   type KubeletPodSourceOptions,

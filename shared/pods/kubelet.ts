@@ -1,4 +1,4 @@
-import { type Connection, openGet, PodSourceError, readJson } from './http.ts';
+import { type Connection, KubeError, openGet, readJson } from '../kube/index.ts';
 import type { V1PodList } from './pod.ts';
 
 /** One GET of the kubelet's `/pods`: node-local, no API-server load. */
@@ -13,6 +13,6 @@ export async function fetchPodList(options: KubeletOptions): Promise<V1PodList> 
   const res = await openGet(url, options, 'kubelet');
   const list = await readJson(res, url, 'kubelet');
   if (typeof list !== 'object' || list === null || !Array.isArray((list as V1PodList).items))
-    throw new PodSourceError('bad_json', `kubelet ${url.href}: not a PodList (no items array)`);
+    throw new KubeError('bad_json', `kubelet ${url.href}: not a PodList (no items array)`);
   return list as V1PodList;
 }

@@ -1,19 +1,14 @@
+import type { KubeObject } from '../kube/index.ts';
+
 /**
  * Pods as the kubelet's `/pods` and the API server list them (a core/v1 PodList), reduced to what node-local
  * consumers label things with: identity, labels, annotations, owning workload, containers.
  */
 
 /** The part of a core/v1 Pod read here; every field optional, as in the API's JSON. */
-export interface V1Pod {
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    /** Set by the API server (watch bookmarks carry only this); the kubelet's /pods has it too. */
-    resourceVersion?: string;
+export interface V1Pod extends KubeObject {
+  metadata?: KubeObject['metadata'] & {
     creationTimestamp?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
     ownerReferences?: {
       apiVersion?: string;
       kind?: string;

@@ -1,5 +1,5 @@
 import type { PodsConfig } from '../config/pods.ts';
-import { NodewardError } from '../errors.ts';
+import { apiServerOf, logHealth } from '../kube/index.ts';
 import type { Logger } from '../logger.ts';
 import { ApiServerPodSource } from './apiserver.ts';
 import { KubeletPodSource, type PodSource } from './source.ts';
@@ -25,27 +25,14 @@ export function sharedPodSource(
       settings.source === 'kubelet'
         ? new KubeletPodSource({ ...settings.kubelet, timeout, deletedGrace })
         : new ApiServerPodSource({
-            ...settings.apiserver,
-            url: settings.apiserver.url || inClusterUrl(env),
+            ...apiServerOf(settings, env),
+            resolveWait: settings.apiserver.resolveWait,
             node,
-            timeout,
             deletedGrace,
           });
     sources.set(settings, source);
   }
   return source;
-}
-
-/** The API server as seen from inside a pod: the env the kubelet sets in every container. */
-export function inClusterUrl(env: NodeJS.ProcessEnv): string {
-  const host = env['KUBERNETES_SERVICE_HOST'];
-  const port = env['KUBERNETES_SERVICE_PORT'] || '443';
-  if (!host)
-    throw new NodewardError(
-      'CONFIG_INVALID',
-      'pods.apiserver.url is empty and KUBERNETES_SERVICE_HOST is not set (not running in a pod): set pods.apiserver.url',
-    );
-  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /**
@@ -54,19 +41,5 @@ export function inClusterUrl(env: NodeJS.ProcessEnv): string {
  * `consequence` says what the module loses meanwhile. Returns the unsubscribe.
  */
 export function logPodSourceHealth(source: PodSource, log: Logger, consequence: string): () => void {
-  let lastReason: string | undefined;
-  return source.subscribe({
-    failed(reason, err) {
-      if (reason !== lastReason)
-        log.warn(
-          { err, reason, code: 'POD_METADATA_UNAVAILABLE' },
-          `pod metadata source failed: ${consequence}`,
-        );
-      lastReason = reason;
-    },
-    refreshed(pods) {
-      if (lastReason !== undefined) log.info({ pods }, 'pod metadata source answers again');
-      lastReason = undefined;
-    },
-  });
+  return logHealth(source, log, 'pod metadata source', consequence);
 }

@@ -1,15 +1,12 @@
+import { Health, type HealthListener, type KubeError } from '../kube/index.ts';
 import { PodCache, type PodRef } from './cache.ts';
-import { PodSourceError } from './http.ts';
 import { fetchPodList, type KubeletOptions } from './kubelet.ts';
 import { type PodInfo, podInfoOf } from './pod.ts';
 
 export type { PodRef } from './cache.ts';
 
-export interface PodSourceListener {
-  /** The cache was (re)filled from a complete list: `pods` known now. */
-  refreshed?(pods: number): void;
-  failed?(reason: string, err: Error): void;
-}
+/** Told when the cache was (re)filled from a complete list (`pods` known now), and each failure. */
+export type PodSourceListener = HealthListener;
 
 /** What consumers depend on; the kubelet and API-server sources implement it, tests may bring another. */
 export interface PodMetadataSource {
@@ -39,9 +36,12 @@ export interface PodSource extends PodMetadataSource {
 /** What both sources share: the cache, the listeners and the read side. */
 export class CachedPodSource {
   protected readonly cache = new PodCache();
-  protected readonly listeners = new Set<PodSourceListener>();
+  protected readonly health = new Health();
+
   /** Set while the source fails; cleared once it answers again. */
-  lastError: PodSourceError | undefined;
+  get lastError(): KubeError | undefined {
+    return this.health.lastError;
+  }
 
   get size(): number {
     return this.cache.size;
@@ -52,25 +52,19 @@ export class CachedPodSource {
   }
 
   subscribe(listener: PodSourceListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.health.subscribe(listener);
   }
 
   get(ref: PodRef): PodInfo | undefined {
     return this.cache.get(ref);
   }
 
-  protected failed(e: unknown): PodSourceError {
-    const err =
-      e instanceof PodSourceError ? e : new PodSourceError('unknown', (e as Error).message, { cause: e });
-    this.lastError = err;
-    for (const l of this.listeners) l.failed?.(err.reason, err);
-    return err;
+  protected failed(e: unknown): KubeError {
+    return this.health.failed(e);
   }
 
   protected refreshed(): void {
-    this.lastError = undefined;
-    for (const l of this.listeners) l.refreshed?.(this.cache.size);
+    this.health.ok(this.cache.size);
   }
 }
 

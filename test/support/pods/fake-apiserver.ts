@@ -1,29 +1,58 @@
-import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { KubeObject } from '../../../shared/kube/index.ts';
 import type { V1Pod } from '../../../shared/pods/pod.ts';
 import { selfSignedCertificate } from '../../lab/certs.ts';
 import { type FakePodSpec, v1Pod } from './fake-kubelet.ts';
 
 /**
- * For tests only: a stand-in for the API server's core/v1 pods collection (there is no
- * kube-apiserver in the test lab), answering what the real one answers to an agent:
+ * For tests only: a stand-in for the API server's core/v1 pods, namespaces and nodes collections
+ * (there is no kube-apiserver in the test lab), answering what the real one answers to an agent:
  *
- * - `GET /api/v1/pods?fieldSelector=spec.nodeName=<node>`: a PodList
- *   (`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"<rv>"},"items":[…]}`),
- *   filtered by the field selector when one is given (all pods otherwise, as the real server);
+ * - `GET /api/v1/<pods|namespaces|nodes>`: a list (`{"kind":"PodList","apiVersion":"v1",
+ *   "metadata":{"resourceVersion":"<rv>"},"items":[…]}`), filtered by the field selector when one
+ *   is given (pods: spec.nodeName, metadata.name, metadata.namespace; namespaces and nodes:
+ *   metadata.name; any other field is a 400, as the real server's "field label not supported");
  * - the same with `watch=true&resourceVersion=<rv>`: a chunked stream of one JSON object per line,
- *   `{"type":"ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK","object":{…Pod…}}`, first every event after
+ *   `{"type":"ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK","object":{…}}`, first every event after
  *   <rv>, then live ones, ended after `timeoutSeconds`; bookmarks (`allowWatchBookmarks=true`)
  *   carry only `metadata.resourceVersion`; a version older than the server's window gets
  *   `{"type":"ERROR","object":{"kind":"Status",…,"reason":"Expired","code":410}}` and the end;
+ * - `GET /api/v1/<namespaces|nodes>/<name>`: the object, or a 404 NotFound Status naming it;
  * - a bearer token (401 with a Status body otherwise), over HTTPS with a self-signed certificate.
  *
- * Every change bumps one cluster-wide resourceVersion, as etcd's revision does.
+ * Every change bumps one cluster-wide resourceVersion, as etcd's revision does. Namespaces carry
+ * the `kubernetes.io/metadata.name` label and nodes the `kubernetes.io/hostname`, `…/os` and
+ * `…/arch` labels the real control plane and kubelet set.
  */
+
+export type FakeKind = 'pods' | 'namespaces' | 'nodes';
+
+/** A Namespace or Node to create: name, labels and annotations (the usual labels are added). */
+export interface FakeObjectSpec {
+  name: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/** What any object here has: metadata, and whatever else its kind carries. */
+export type FakeObject = KubeObject & Record<string, unknown>;
+
+interface Requests {
+  list: number;
+  watch: number;
+  /** The resourceVersion each watch started from. */
+  watchFrom: string[];
+  /** The resourceVersion each list asked for ('' for none: a consistent read). */
+  listFrom: string[];
+  /** The field selector of each list and watch ('' for none). */
+  selectors: string[];
+}
 
 export interface FakeApiServer {
   /** Base URL, e.g. https://127.0.0.1:PORT */
@@ -35,18 +64,27 @@ export interface FakeApiServer {
     source: 'apiserver';
     apiserver: { url: string; tokenFile: string; caFile: string } & Record<string, unknown>;
   };
-  /** Requests answered so far, by kind, and the resourceVersion each watch started from. */
-  readonly requests: { list: number; watch: number; watchFrom: string[]; listFrom: string[] };
+  /** Pod requests answered so far. */
+  readonly requests: Requests;
+  /** Requests answered so far for one collection. */
+  requestsOf(kind: FakeKind): Requests;
   /** The cluster's current resourceVersion. */
   readonly resourceVersion: string;
-  /** Watches open now. */
+  /** Watches open now (of pods, or of `kind`). */
   readonly watching: number;
+  watchingOf(kind: FakeKind): number;
   mode: 'ok' | 'down' | 'unauthorized';
   add(spec: FakePodSpec): V1Pod;
   /** A MODIFIED event after `change` edited the stored pod. */
   update(uid: string, change: (pod: V1Pod) => void): void;
   /** A DELETED event; the pod is gone from lists. */
   remove(uid: string): void;
+  addNamespace(spec: FakeObjectSpec): FakeObject;
+  updateNamespace(name: string, change: (ns: FakeObject) => void): void;
+  removeNamespace(name: string): void;
+  addNode(spec: FakeObjectSpec): FakeObject;
+  updateNode(name: string, change: (node: FakeObject) => void): void;
+  removeNode(name: string): void;
   /** Sends a BOOKMARK to every open watch. */
   bookmark(): void;
   /** Forgets the event history: watches from any version older than the current one get 410 Expired. */
@@ -62,17 +100,95 @@ export interface FakeApiServer {
 
 interface WatchEventRecord {
   rv: number;
+  kind: FakeKind;
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
-  pod: V1Pod;
+  object: FakeObject;
 }
+
+type Filter = (o: FakeObject) => boolean;
 
 interface Watcher {
   res: ServerResponse;
-  node: string | undefined;
+  kind: FakeKind;
+  filter: Filter;
   bookmarks: boolean;
 }
 
-const nodeOf = (pod: V1Pod) => pod.spec?.nodeName;
+const KINDS: Record<FakeKind, { kind: string; fields: Record<string, (o: FakeObject) => unknown> }> = {
+  pods: {
+    kind: 'Pod',
+    fields: {
+      'spec.nodeName': (o) => (o as V1Pod).spec?.nodeName,
+      'metadata.name': (o) => o.metadata?.name,
+      'metadata.namespace': (o) => o.metadata?.namespace,
+    },
+  },
+  namespaces: { kind: 'Namespace', fields: { 'metadata.name': (o) => o.metadata?.name } },
+  nodes: { kind: 'Node', fields: { 'metadata.name': (o) => o.metadata?.name } },
+};
+
+const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** A cluster-scoped object's metadata: `labels` and `annotations` are what the system sets, then the spec's. */
+function metadataOf(
+  spec: FakeObjectSpec,
+  labels: Record<string, string>,
+  annotations: Record<string, string>,
+) {
+  return {
+    name: spec.name,
+    uid: randomUUID(),
+    creationTimestamp: now(),
+    labels: { ...labels, ...spec.labels },
+    annotations: { ...annotations, ...spec.annotations },
+  } as FakeObject['metadata'];
+}
+
+/** A Namespace as the API server shows one: Active, with the label the control plane sets. */
+function v1Namespace(spec: FakeObjectSpec): FakeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: metadataOf(spec, { 'kubernetes.io/metadata.name': spec.name }, {}),
+    spec: { finalizers: ['kubernetes'] },
+    status: { phase: 'Active' },
+  };
+}
+
+/** A Node as a kubelet registers one: Ready, with the well-known labels. */
+function v1Node(spec: FakeObjectSpec): FakeObject {
+  const labels = {
+    'beta.kubernetes.io/arch': 'amd64',
+    'beta.kubernetes.io/os': 'linux',
+    'kubernetes.io/arch': 'amd64',
+    'kubernetes.io/hostname': spec.name,
+    'kubernetes.io/os': 'linux',
+  };
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: metadataOf(spec, labels, { 'node.alpha.kubernetes.io/ttl': '0' }),
+    spec: {},
+    status: {
+      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now() }],
+      nodeInfo: { kubeletVersion: 'v1.31.0', containerRuntimeVersion: 'containerd://1.7.22' },
+    },
+  };
+}
+
+/**
+ * A fake API server in a temporary directory of its own; `defer` receives its shutdown and the
+ * directory's removal (a test's cleanup list).
+ */
+export async function tempFakeApiServer(
+  defer: (cleanup: () => Promise<void> | void) => void,
+): Promise<FakeApiServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'nodeward-apiserver-'));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  const api = await startFakeApiServer(dir);
+  defer(() => api.close());
+  return api;
+}
 
 export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
   const token = randomBytes(16).toString('hex');
@@ -82,16 +198,26 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
   const keyFile = join(dir, 'apiserver.key');
   selfSignedCertificate(caFile, keyFile);
 
-  const pods = new Map<string, V1Pod>();
+  /** Pods by uid, namespaces and nodes by name. */
+  const stores: Record<FakeKind, Map<string, FakeObject>> = {
+    pods: new Map(),
+    namespaces: new Map(),
+    nodes: new Map(),
+  };
   const history: WatchEventRecord[] = [];
   const watchers = new Set<Watcher>();
   const sockets = new Set<Socket>();
-  const requests = { list: 0, watch: 0, watchFrom: [] as string[], listFrom: [] as string[] };
+  const newRequests = (): Requests => ({ list: 0, watch: 0, watchFrom: [], listFrom: [], selectors: [] });
+  const requests: Record<FakeKind, Requests> = {
+    pods: newRequests(),
+    namespaces: newRequests(),
+    nodes: newRequests(),
+  };
   let rv = 100;
   let oldest = 0;
   let mode: FakeApiServer['mode'] = 'ok';
 
-  const status = (res: ServerResponse, code: number, reason: string, message: string) =>
+  const status = (res: ServerResponse, code: number, reason: string, message: string, details?: object) =>
     res.writeHead(code, { 'content-type': 'application/json' }).end(
       JSON.stringify({
         kind: 'Status',
@@ -100,24 +226,44 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
         status: 'Failure',
         message,
         reason,
+        ...(details ? { details } : {}),
         code,
       }),
     );
   const line = (res: ServerResponse, event: object) => res.write(`${JSON.stringify(event)}\n`);
-  const matches = (w: { node: string | undefined }, pod: V1Pod) =>
-    w.node === undefined || nodeOf(pod) === w.node;
 
-  const publish = (type: WatchEventRecord['type'], pod: V1Pod) => {
+  const publish = (kind: FakeKind, type: WatchEventRecord['type'], object: FakeObject) => {
     rv++;
-    pod.metadata = { ...pod.metadata, resourceVersion: String(rv) };
-    const copy = structuredClone(pod);
-    history.push({ rv, type, pod: copy });
-    for (const w of watchers) if (matches(w, copy)) line(w.res, { type, object: copy });
+    object.metadata = { ...object.metadata, resourceVersion: String(rv) };
+    const copy = structuredClone(object);
+    history.push({ rv, kind, type, object: copy });
+    for (const w of watchers) if (w.kind === kind && w.filter(copy)) line(w.res, { type, object: copy });
+  };
+
+  /** `a=x,b=y` (also `a==x`) as a filter; a field the collection does not index is an error. */
+  const parseSelector = (kind: FakeKind, selector: string | null): Filter | string => {
+    if (selector === null || selector === '') return () => true;
+    const tests: Filter[] = [];
+    for (const requirement of selector.split(',')) {
+      const m = /^([^=!]+)==?(.*)$/.exec(requirement);
+      const field = m ? KINDS[kind].fields[m[1]!] : undefined;
+      if (!m || !field) return `field label not supported: ${m?.[1] ?? requirement}`;
+      const want = m[2];
+      tests.push((o) => field(o) === want);
+    }
+    return (o) => tests.every((t) => t(o));
+  };
+
+  const getOne = (res: ServerResponse, kind: FakeKind, name: string) => {
+    const object = [...stores[kind].values()].find((o) => o.metadata?.name === name);
+    if (object) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(object));
+    else status(res, 404, 'NotFound', `${kind} "${name}" not found`, { name, kind });
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'https://fake');
-    if (url.pathname !== '/api/v1/pods' || req.method !== 'GET') {
+    const m = /^\/api\/v1\/(pods|namespaces|nodes)(?:\/([^/]+))?$/.exec(url.pathname);
+    if (!m || req.method !== 'GET' || (m[1] === 'pods' && m[2] !== undefined)) {
       status(res, 404, 'NotFound', 'the server could not find the requested resource');
       return;
     }
@@ -129,24 +275,27 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
       status(res, 401, 'Unauthorized', 'Unauthorized');
       return;
     }
-    const selector = url.searchParams.get('fieldSelector');
-    let node: string | undefined;
-    if (selector !== null) {
-      const m = /^spec\.nodeName=(.*)$/.exec(selector);
-      if (!m) {
-        status(res, 400, 'BadRequest', `unable to parse requirement: ${selector}`);
-        return;
-      }
-      node = m[1];
+    const kind = m[1] as FakeKind;
+    if (m[2] !== undefined) {
+      getOne(res, kind, decodeURIComponent(m[2]));
+      return;
     }
+    const selector = url.searchParams.get('fieldSelector');
+    const filter = parseSelector(kind, selector);
+    if (typeof filter === 'string') {
+      status(res, 400, 'BadRequest', filter);
+      return;
+    }
+    const counts = requests[kind];
+    counts.selectors.push(selector ?? '');
     const watch = url.searchParams.get('watch');
     if (watch !== 'true' && watch !== '1') {
-      requests.list++;
-      requests.listFrom.push(url.searchParams.get('resourceVersion') ?? '');
-      const items = [...pods.values()].filter((p) => matches({ node }, p));
+      counts.list++;
+      counts.listFrom.push(url.searchParams.get('resourceVersion') ?? '');
+      const items = [...stores[kind].values()].filter(filter);
       res.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
-          kind: 'PodList',
+          kind: `${KINDS[kind].kind}List`,
           apiVersion: 'v1',
           metadata: { resourceVersion: String(rv) },
           items,
@@ -154,8 +303,8 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
       );
       return;
     }
-    requests.watch++;
-    requests.watchFrom.push(url.searchParams.get('resourceVersion') ?? '');
+    counts.watch++;
+    counts.watchFrom.push(url.searchParams.get('resourceVersion') ?? '');
     const from = Number(url.searchParams.get('resourceVersion') ?? '0');
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     // The real server answers a watch's headers at once, before any event.
@@ -176,8 +325,14 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
       res.end();
       return;
     }
-    const w: Watcher = { res, node, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true' };
-    for (const e of history) if (e.rv > from && matches(w, e.pod)) line(res, { type: e.type, object: e.pod });
+    const w: Watcher = {
+      res,
+      kind,
+      filter,
+      bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true',
+    };
+    for (const e of history)
+      if (e.rv > from && e.kind === kind && filter(e.object)) line(res, { type: e.type, object: e.object });
     watchers.add(w);
     const seconds = Number(url.searchParams.get('timeoutSeconds') ?? '1800');
     const timer = setTimeout(() => res.end(), seconds * 1000);
@@ -195,18 +350,40 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+  const put = (kind: FakeKind, key: string, object: FakeObject) => {
+    if (stores[kind].has(key)) throw new Error(`${kind} ${key} exists`);
+    stores[kind].set(key, object);
+    publish(kind, 'ADDED', object);
+    return object;
+  };
+  const change = (kind: FakeKind, key: string, edit: (o: FakeObject) => void) => {
+    const object = stores[kind].get(key);
+    if (!object) throw new Error(`no ${kind} ${key}`);
+    edit(object);
+    publish(kind, 'MODIFIED', object);
+  };
+  const drop = (kind: FakeKind, key: string) => {
+    const object = stores[kind].get(key);
+    if (!object) return;
+    stores[kind].delete(key);
+    publish(kind, 'DELETED', object);
+  };
+  const open = (kind: FakeKind) => [...watchers].filter((w) => w.kind === kind).length;
+
   return {
     url,
     tokenFile,
     caFile,
     podsConfig: (extra = {}) => ({ source: 'apiserver', apiserver: { url, tokenFile, caFile, ...extra } }),
-    requests,
+    requests: requests.pods,
+    requestsOf: (kind) => requests[kind],
     get resourceVersion() {
       return String(rv);
     },
     get watching() {
-      return watchers.size;
+      return open('pods');
     },
+    watchingOf: open,
     get mode() {
       return mode;
     },
@@ -215,28 +392,22 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
     },
     add(spec) {
       const pod = v1Pod(spec);
-      pods.set(pod.metadata!.uid!, pod);
-      publish('ADDED', pod);
-      return pod;
+      return put('pods', pod.metadata!.uid!, pod) as V1Pod;
     },
-    update(uid, change) {
-      const pod = pods.get(uid);
-      if (!pod) throw new Error(`no pod ${uid}`);
-      change(pod);
-      publish('MODIFIED', pod);
-    },
-    remove(uid) {
-      const pod = pods.get(uid);
-      if (!pod) return;
-      pods.delete(uid);
-      publish('DELETED', pod);
-    },
+    update: (uid, edit) => change('pods', uid, edit as (o: FakeObject) => void),
+    remove: (uid) => drop('pods', uid),
+    addNamespace: (spec) => put('namespaces', spec.name, v1Namespace(spec)),
+    updateNamespace: (name, edit) => change('namespaces', name, edit),
+    removeNamespace: (name) => drop('namespaces', name),
+    addNode: (spec) => put('nodes', spec.name, v1Node(spec)),
+    updateNode: (name, edit) => change('nodes', name, edit),
+    removeNode: (name) => drop('nodes', name),
     bookmark() {
       for (const w of watchers)
         if (w.bookmarks)
           line(w.res, {
             type: 'BOOKMARK',
-            object: { kind: 'Pod', apiVersion: 'v1', metadata: { resourceVersion: String(rv) } },
+            object: { kind: KINDS[w.kind].kind, apiVersion: 'v1', metadata: { resourceVersion: String(rv) } },
           });
     },
     compact() {

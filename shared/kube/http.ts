@@ -4,7 +4,7 @@ import { request as httpsRequest } from 'node:https';
 
 /**
  * One authenticated GET against a Kubernetes endpoint (the kubelet's /pods, the API server's
- * pods list and watch): bearer token from the service account (re-read on every request, since
+ * lists and watches): bearer token from the service account (re-read on every request, since
  * projected tokens are rotated in place about hourly), the endpoint's CA, and an inactivity
  * timeout. Failures carry a low-cardinality reason for metrics.
  */
@@ -19,12 +19,27 @@ export interface Connection {
   timeout: number;
 }
 
+/** An API server: its base URL and how it is reached. */
+export interface ApiServer extends Connection {
+  /** e.g. https://10.96.0.1:443; a path (an authenticating proxy) is kept. */
+  url: string;
+}
+
+/** `path` (e.g. api/v1/pods) under the API server's base URL, with query parameters. */
+export function apiUrl(api: Pick<ApiServer, 'url'>, path: string, params: Record<string, string>): URL {
+  // Relative, so that a base URL with a path (an authenticating proxy) keeps it.
+  const base = api.url.endsWith('/') ? api.url : `${api.url}/`;
+  const url = new URL(path, base);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url;
+}
+
 /** Why a request failed: unreachable, timeout, unauthorized, http_<status>, gone, bad_json, tls, too_large, credentials. */
-export class PodSourceError extends Error {
+export class KubeError extends Error {
   readonly reason: string;
   constructor(reason: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'PodSourceError';
+    this.name = 'KubeError';
     this.reason = reason;
   }
 }
@@ -35,7 +50,7 @@ async function readOptional(file: string): Promise<string | undefined> {
     return await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new PodSourceError('credentials', `cannot read ${file}: ${(err as Error).message}`, {
+    throw new KubeError('credentials', `cannot read ${file}: ${(err as Error).message}`, {
       cause: err,
     });
   }
@@ -85,18 +100,18 @@ export async function openGet(
         return;
       }
       res.resume();
-      reject(new PodSourceError(statusReason(status), `${what} ${url.href} answered ${status}`));
+      reject(new KubeError(statusReason(status), `${what} ${url.href} answered ${status}`));
     });
     req.on('timeout', () =>
-      req.destroy(new PodSourceError('timeout', `${what} ${url.href}: no answer within ${conn.timeout} ms`)),
+      req.destroy(new KubeError('timeout', `${what} ${url.href}: no answer within ${conn.timeout} ms`)),
     );
     req.on('error', (err: NodeJS.ErrnoException) =>
       reject(
-        err instanceof PodSourceError
+        err instanceof KubeError
           ? err
           : err.name === 'AbortError'
-            ? new PodSourceError('aborted', `${what} ${url.href}: stopped`, { cause: err })
-            : new PodSourceError(socketReason(err), `${what} ${url.href}: ${err.message}`, { cause: err }),
+            ? new KubeError('aborted', `${what} ${url.href}: stopped`, { cause: err })
+            : new KubeError(socketReason(err), `${what} ${url.href}: ${err.message}`, { cause: err }),
       ),
     );
     req.end();
@@ -115,13 +130,13 @@ export async function readJson(res: IncomingMessage, url: URL, what: string): Pr
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
         res.destroy();
-        throw new PodSourceError('too_large', `${what} ${url.href} sent more than ${MAX_BODY_BYTES} bytes`);
+        throw new KubeError('too_large', `${what} ${url.href} sent more than ${MAX_BODY_BYTES} bytes`);
       }
       chunks.push(chunk);
     }
   } catch (err) {
-    if (err instanceof PodSourceError) throw err;
-    throw new PodSourceError(
+    if (err instanceof KubeError) throw err;
+    throw new KubeError(
       (err as Error).message.includes('no answer') ? 'timeout' : 'unreachable',
       `${what} ${url.href}: ${(err as Error).message}`,
       { cause: err },
@@ -130,7 +145,7 @@ export async function readJson(res: IncomingMessage, url: URL, what: string): Pr
   try {
     return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
   } catch (err) {
-    throw new PodSourceError('bad_json', `${what} ${url.href}: not JSON (${(err as Error).message})`, {
+    throw new KubeError('bad_json', `${what} ${url.href}: not JSON (${(err as Error).message})`, {
       cause: err,
     });
   }
