@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import { HOST_COLLECTORS, type HostCollectorName, type MetricsConfig } from '../../shared/config/index.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -11,7 +10,9 @@ import { createContainerCollector } from './containers/collector.ts';
 import { createDockerSource } from './containers/docker.ts';
 import { createCgroupSource } from './containers/kubelet-cgroups.ts';
 import { podLookupFrom } from './containers/pods.ts';
+import { type AutoSource, createAutoSource, type SourceKind } from './containers/runtime.ts';
 import type { ContainerSource, PodLookup } from './containers/source.ts';
+import { createWritableLayers } from './containers/writable-layer.ts';
 import { encodeJsonPush, toJsonPush } from './push/json.ts';
 import {
   createPusher,
@@ -43,28 +44,29 @@ export function createHostRegistry(settings: MetricsConfig, log: Logger): Regist
 }
 
 /**
- * Where container identity comes from: the Docker socket when there is one (or when asked), else
- * the kubelet's cgroup layout, named through `pods` when the pod metadata source is given.
+ * Where container identity comes from: Docker when asked, or under `auto` when Docker is the
+ * node's runtime (containers/runtime.ts decides when the source starts running); else the
+ * kubelet's cgroup layout, named through `pods` when the pod metadata source is given.
  */
 export function createContainerSource(
   settings: MetricsConfig,
   log: Logger,
   pods?: PodLookup,
-): ContainerSource {
+): ContainerSource | AutoSource {
   const { containers } = settings;
   const layout = detectCgroupLayout(containers.cgroupRoot);
-  const docker =
-    containers.source === 'docker' || (containers.source === 'auto' && existsSync(containers.dockerSocket));
-  if (docker) {
-    return createDockerSource({
-      socketPath: containers.dockerSocket,
-      procRoot: settings.procRoot,
-      cgroupVersion: layout.version,
-      reconnectMax: containers.reconnectMax,
-      log,
-    });
-  }
-  return createCgroupSource(pods ? { layout, pods } : { layout });
+  const create = (kind: SourceKind): ContainerSource =>
+    kind === 'docker'
+      ? createDockerSource({
+          socketPath: containers.dockerSocket,
+          procRoot: settings.procRoot,
+          cgroupVersion: layout.version,
+          reconnectMax: containers.reconnectMax,
+          log,
+        })
+      : createCgroupSource(pods ? { layout, pods } : { layout });
+  if (containers.source !== 'auto') return create(containers.source);
+  return createAutoSource({ dockerSocket: containers.dockerSocket, layout, create, log });
 }
 
 export interface MetricsOptions {
@@ -74,7 +76,7 @@ export interface MetricsOptions {
   /** Pod metadata for the cgroup-layout source (containerd, CRI-O nodes). */
   readonly pods?: PodLookup;
   /** A ready-made container source (tests); default: from settings. */
-  readonly source?: ContainerSource;
+  readonly source?: ContainerSource | AutoSource;
 }
 
 /** The module's parts: one registry, one shared collection, and what runs in the background. */
@@ -84,7 +86,7 @@ export interface Metrics {
   readonly scrape: () => Promise<Scrape>;
   /** A collection plus the alert state, as pushes and rules read it. */
   readonly snapshot: () => Promise<Snapshot>;
-  readonly source: ContainerSource | undefined;
+  readonly source: ContainerSource | AutoSource | undefined;
   readonly remoteWrite: Pusher | undefined;
   readonly jsonPush: Pusher | undefined;
   readonly alerts: ReturnType<typeof createAlerts>;
@@ -96,18 +98,32 @@ export function createMetrics(settings: MetricsConfig, opts: MetricsOptions): Me
   const { log } = opts;
   const registry = new MetricsRegistry();
   const collectors = settings.enabled ? createHostCollectors(settings) : [];
-  let source: ContainerSource | undefined;
+  let source: ContainerSource | AutoSource | undefined;
   if (settings.enabled && settings.containers.enabled) {
+    const { containers } = settings;
     source = opts.source ?? createContainerSource(settings, log, opts.pods);
-    const layout = detectCgroupLayout(settings.containers.cgroupRoot);
+    const layout = detectCgroupLayout(containers.cgroupRoot);
+    // The CRI is asked only for containers the cgroup source found (the collector checks the kind).
+    const writableLayers =
+      source.kind !== 'docker' && containers.criSockets.length > 0
+        ? createWritableLayers({
+            sockets: containers.criSockets,
+            procRoot: settings.procRoot,
+            hostRoot: settings.hostRoot,
+            intervalMs: containers.criStatsInterval,
+            log,
+          })
+        : undefined;
     collectors.push({
       name: 'containers',
       collector: createContainerCollector({
-        settings: settings.containers,
+        settings: containers,
         procRoot: settings.procRoot,
         sysRoot: settings.sysRoot,
+        hostRoot: settings.hostRoot,
         layout,
         source,
+        ...(writableLayers ? { writableLayers } : {}),
       }),
     });
   }
@@ -192,19 +208,26 @@ export const createMetricsModule: ModuleFactory = ({ config, log }) => {
     node: config.node.name,
     ...(podSource ? { pods: podLookupFrom(podSource) } : {}),
   });
-  // Docker names its containers itself: then the pod source is not started on this module's behalf.
-  const pods = metrics.source?.kind === 'cgroups' ? podSource : undefined;
   return {
     name: 'metrics',
     registry: metrics.registry,
     async run(ctx) {
       ctx.setReady(true);
       if (ctx.signal.aborted) return;
-      const unsubscribe = pods
-        ? logPodSourceHealth(pods, log, 'containers found by cgroup have no pod names meanwhile')
-        : () => {};
-      // Not awaited: a slow pod source must not hold back the first scrapes (they fill names in later).
-      void pods?.start();
+      // Docker names its containers itself: then the pod source is not started on this module's
+      // behalf. Under `auto` that is known once the source has chosen (when it starts running).
+      let pods: typeof podSource;
+      let unsubscribe = () => {};
+      const startPods = (kind: ContainerSource['kind'] | undefined) => {
+        if (kind !== 'cgroups' || !podSource || ctx.signal.aborted) return;
+        pods = podSource;
+        unsubscribe = logPodSourceHealth(pods, log, 'containers found by cgroup have no pod names meanwhile');
+        // Not awaited: a slow pod source must not hold back the first scrapes (they fill names in later).
+        void pods.start();
+      };
+      const source = metrics.source;
+      if (source && 'decided' in source) void source.decided().then(startPods);
+      else startPods(source?.kind);
       try {
         await metrics.run(ctx.signal);
         if (ctx.signal.aborted) return;

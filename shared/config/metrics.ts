@@ -272,7 +272,7 @@ const containersSchema = z
       .enum(['auto', 'docker', 'cgroups'])
       .default('auto')
       .describe(
-        'Where container identity comes from: docker (list/inspect + events on dockerSocket), cgroups (the kubelet layout kubepods…/pod<uid>/<id>, pod names from the kubelet), auto (docker when dockerSocket exists at start, else cgroups).',
+        "Where container identity comes from: docker (list/inspect + events on dockerSocket), cgroups (the kubelet layout kubepods…/pod<uid>/<id>, pod names from the pods source), auto (docker when Docker is the node's runtime — it runs the pods' containers, or there is no kubelet — else cgroups; a Docker socket alone does not count).",
       ),
     dockerSocket: z
       .string()
@@ -292,6 +292,17 @@ const containersSchema = z
     reconnectMax: duration()
       .default(30_000)
       .describe('Cap of the doubling delay between attempts to reopen the Docker events stream.'),
+    criSockets: z
+      .array(z.string().min(1))
+      .default(['/run/containerd/containerd.sock', '/run/crio/crio.sock'])
+      .describe(
+        "CRI sockets (containerd, CRI-O) asked for each container's writable layer (container_fs_usage_bytes, container_fs_limit_bytes) with the cgroups source; the first that exists is used; [] to never ask.",
+      ),
+    criStatsInterval: duration()
+      .default(60_000)
+      .describe(
+        "How often the runtime is asked for the writable layers (at a scrape, never when idle); the runtime gathers every container's stats for the answer. containerd measures the layers every 10 s.",
+      ),
   })
   .prefault({});
 
@@ -473,8 +484,12 @@ export const metricsSchema = z.strictObject({
   filesystem: z
     .strictObject({
       mountPointsExclude: pattern()
-        .default('^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)')
-        .describe("Mount points to leave out (node_exporter's default)."),
+        .default(
+          '^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+|var/lib/kubelet/pods/.+)($|/)',
+        )
+        .describe(
+          "Mount points to leave out: node_exporter's default, and the pods' volumes under /var/lib/kubelet/pods (as kube-prometheus: several per pod).",
+        ),
       fsTypesExclude: pattern()
         .default(
           '^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$',

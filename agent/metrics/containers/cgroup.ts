@@ -16,6 +16,8 @@ export type CgroupLayout =
       readonly memory: string;
       /** Absent when the blkio controller is not mounted: no container_fs_* series then. */
       readonly blkio?: string;
+      /** Absent when the pids controller is not mounted: no container_threads then. */
+      readonly pids?: string;
     };
 
 export function detectCgroupLayout(cgroupRoot: string): CgroupLayout {
@@ -23,12 +25,14 @@ export function detectCgroupLayout(cgroupRoot: string): CgroupLayout {
   const first = (...names: string[]) =>
     names.map((n) => join(cgroupRoot, n)).find((dir) => existsSync(dir)) ?? join(cgroupRoot, names[0]!);
   const blkio = join(cgroupRoot, 'blkio');
+  const pids = join(cgroupRoot, 'pids');
   return {
     version: 1,
     cpu: first('cpu', 'cpu,cpuacct', 'cpuacct,cpu'),
     cpuacct: first('cpuacct', 'cpu,cpuacct', 'cpuacct,cpu'),
     memory: first('memory'),
     ...(existsSync(blkio) ? { blkio } : {}),
+    ...(existsSync(pids) ? { pids } : {}),
   };
 }
 
@@ -63,6 +67,8 @@ export interface CgroupStats {
   /** 0 when unlimited, as cAdvisor reports it. */
   memoryLimit?: number;
   oomEvents?: number;
+  /** Tasks (threads) in the cgroup and its descendants: pids.current, cAdvisor's container_threads. */
+  threads?: number;
   /** Block I/O per device (container_fs_*): only devices the cgroup did I/O on, as the kernel lists them. */
   io?: DeviceIo[];
 }
@@ -262,9 +268,13 @@ export function parseCpuMax(text: string): { quota: number; period: number } {
   };
 }
 
-/** v2 cpu.weight (1..10000) as v1 cpu.shares (2..262144): the kubelet's and runc's conversion, inverted. */
+/**
+ * v2 cpu.weight (1..10000) as v1 cpu.shares (2..262144), as cAdvisor converts it
+ * (container/common/helpers.go, convertCPUWeightToCPULimit): integer division, so rounded down —
+ * e.g. weight 4 (what a 100m request, 102 shares, becomes) reads 80 shares, not 81.
+ */
 export function weightToShares(weight: number): number {
-  return Math.round(2 + ((weight - 1) * 262142) / 9999);
+  return 2 + Math.floor(((weight - 1) * 262142) / 9999);
 }
 
 const V1_MEMORY_KEYS = [
@@ -327,18 +337,20 @@ export interface CgroupDirs {
   readonly cpu: string;
   readonly cpuacct: string;
   readonly blkio?: string;
+  readonly pids?: string;
 }
 
 export function cgroupDirsOf(layout: CgroupLayout, path: string): CgroupDirs {
   if (layout.version === 2) {
     const dir = join(layout.root, path);
-    return { memory: dir, cpu: dir, cpuacct: dir, blkio: dir };
+    return { memory: dir, cpu: dir, cpuacct: dir, blkio: dir, pids: dir };
   }
   return {
     memory: join(layout.memory, path),
     cpu: join(layout.cpu, path),
     cpuacct: join(layout.cpuacct, path),
     ...(layout.blkio !== undefined ? { blkio: join(layout.blkio, path) } : {}),
+    ...(layout.pids !== undefined ? { pids: join(layout.pids, path) } : {}),
   };
 }
 
@@ -409,6 +421,7 @@ export function readCgroupV1(
     const io = readBlkio(dirs.blkio, read, options.blkioFiles);
     if (io !== undefined) stats.io = io;
   }
+  if (dirs.pids !== undefined) readThreads(dirs.pids, read, stats);
   if (!spec) return stats;
   const quota = read(cpu, 'cpu.cfs_quota_us');
   if (quota !== undefined) stats.cpuQuota = Math.max(0, numberFrom(quota.trim(), 'cpu.cfs_quota_us'));
@@ -478,7 +491,15 @@ export function readCgroupV2(
   // io.stat exists only where the io controller is enabled for the cgroup; empty before any I/O.
   const ioStat = read(dir, 'io.stat');
   if (ioStat !== undefined && ioStat.trim() !== '') stats.io = parseIoStat(ioStat, 'io.stat');
+  // pids.current likewise only where the pids controller is enabled.
+  readThreads(dir, read, stats);
   return stats;
+}
+
+/** pids.current (every task, threads included, of the cgroup and below): cAdvisor's ThreadsCurrent. */
+function readThreads(dir: string, read: Read, stats: CgroupStats): void {
+  const current = read(dir, 'pids.current');
+  if (current !== undefined) stats.threads = numberFrom(current.trim(), 'pids.current');
 }
 
 /**
@@ -504,6 +525,7 @@ export function cgroupDirs(layout: CgroupLayout, path: string): string[] {
   if (layout.version === 2) return [join(layout.root, path)];
   const roots = [layout.memory, layout.cpu, layout.cpuacct];
   if (layout.blkio !== undefined) roots.push(layout.blkio);
+  if (layout.pids !== undefined) roots.push(layout.pids);
   return [...new Set(roots)].map((root) => join(root, path));
 }
 

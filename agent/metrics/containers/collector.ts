@@ -1,4 +1,4 @@
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import type { ContainersConfig } from '../../../shared/config/index.ts';
 import { type Collector, type Emit, type Family, family, type Labels } from '../collector.ts';
 import { parseNetDev } from '../collectors/netdev.ts';
@@ -19,7 +19,9 @@ import {
 } from './cgroup.ts';
 import { createFileHandles } from './handles.ts';
 import { createPodCgroups } from './kubelet-cgroups.ts';
+import { type MachineInfo, readMachineInfo } from './machine.ts';
 import type { ContainerInfo, ContainerSource } from './source.ts';
+import type { WritableLayers } from './writable-layer.ts';
 
 // Names, types and help texts as cAdvisor (and so the kubelet's /metrics/cadvisor) exposes them.
 const c = (name: string, help: string) => family(name, 'counter', help);
@@ -33,15 +35,6 @@ const STAT_FAMILIES: readonly (readonly [Exclude<keyof CgroupStats, 'io'>, Famil
   [
     'cpuSystemSeconds',
     c('container_cpu_system_seconds_total', 'Cumulative system cpu time consumed in seconds.'),
-  ],
-  ['cfsPeriods', c('container_cpu_cfs_periods_total', 'Number of elapsed enforcement period intervals.')],
-  [
-    'cfsThrottledPeriods',
-    c('container_cpu_cfs_throttled_periods_total', 'Number of throttled period intervals.'),
-  ],
-  [
-    'cfsThrottledSeconds',
-    c('container_cpu_cfs_throttled_seconds_total', 'Total time duration the container has been throttled.'),
   ],
   [
     'memoryUsage',
@@ -60,6 +53,19 @@ const STAT_FAMILIES: readonly (readonly [Exclude<keyof CgroupStats, 'io'>, Famil
   ['oomEvents', c('container_oom_events_total', 'Count of out of memory events observed for the container')],
   ['memoryLimit', g('container_spec_memory_limit_bytes', 'Memory limit for the container.')],
   ['cpuShares', g('container_spec_cpu_shares', 'CPU share of the container.')],
+  ['threads', g('container_threads', 'Number of threads running inside the container')],
+];
+/** CFS counters: only for a container with a CPU quota, as cAdvisor (without one they stay 0). */
+const CFS_FAMILIES: readonly (readonly [Exclude<keyof CgroupStats, 'io'>, Family])[] = [
+  ['cfsPeriods', c('container_cpu_cfs_periods_total', 'Number of elapsed enforcement period intervals.')],
+  [
+    'cfsThrottledPeriods',
+    c('container_cpu_cfs_throttled_periods_total', 'Number of throttled period intervals.'),
+  ],
+  [
+    'cfsThrottledSeconds',
+    c('container_cpu_cfs_throttled_seconds_total', 'Total time duration the container has been throttled.'),
+  ],
 ];
 // cAdvisor leaves quota and period out when they are 0 (no CFS limit).
 const CPU_QUOTA = g('container_spec_cpu_quota', 'CPU quota of the container.');
@@ -69,6 +75,23 @@ const START_TIME = g(
   'Start time of the container since unix epoch in seconds.',
 );
 const LAST_SEEN = g('container_last_seen', 'Last time a container was seen by the exporter');
+/** cAdvisor's process metrics: from cgroup.procs (the cgroup's own processes) and /proc/<pid>/fd. */
+const PROCESSES = g('container_processes', 'Number of processes running inside the container.');
+const FILE_DESCRIPTORS = g(
+  'container_file_descriptors',
+  'Number of open file descriptors for the container.',
+);
+/** The writable layer (containerd and CRI-O, from the CRI: writable-layer.ts). */
+const FS_USAGE = g(
+  'container_fs_usage_bytes',
+  'Number of bytes that are consumed by the container on this filesystem.',
+);
+const FS_LIMIT = g(
+  'container_fs_limit_bytes',
+  'Number of bytes that can be consumed by the container on this filesystem.',
+);
+const MACHINE_CORES = g('machine_cpu_cores', 'Number of logical CPU cores.');
+const MACHINE_MEMORY = g('machine_memory_bytes', 'Amount of memory installed on the machine.');
 
 /** /proc/net/dev columns (see netdev.ts) → cAdvisor's container_network_* families. */
 const NETWORK: readonly (readonly [number, Family])[] = [
@@ -106,6 +129,7 @@ const FS_WRITES = c('container_fs_writes_total', 'Cumulative count of writes com
 export const CONTAINER_FAMILIES: readonly Family[] = [
   CPU_USAGE,
   ...STAT_FAMILIES.map(([, f]) => f),
+  ...CFS_FAMILIES.map(([, f]) => f),
   CPU_QUOTA,
   CPU_PERIOD,
   START_TIME,
@@ -115,6 +139,12 @@ export const CONTAINER_FAMILIES: readonly Family[] = [
   FS_WRITE_BYTES,
   FS_READS,
   FS_WRITES,
+  FS_USAGE,
+  FS_LIMIT,
+  PROCESSES,
+  FILE_DESCRIPTORS,
+  MACHINE_CORES,
+  MACHINE_MEMORY,
 ];
 
 /** How long container_spec_* values are reused before their files are read again. */
@@ -127,8 +157,12 @@ export interface ContainerCollectorDeps {
   readonly procRoot: string;
   /** For block device names (sysRoot/dev/block/<major:minor>/uevent); default /sys. */
   readonly sysRoot?: string;
+  /** The host's / (machine-id for the machine_* labels); default /. */
+  readonly hostRoot?: string;
   readonly layout: CgroupLayout;
   readonly source: ContainerSource;
+  /** Writable layers from the CRI, for containers the cgroup source found (closed with the collector). */
+  readonly writableLayers?: WritableLayers;
   readonly clock?: () => number;
 }
 
@@ -138,9 +172,11 @@ export interface ContainerCollectorDeps {
  * removed containers stop at once, whether or not the source has heard of the removal yet.
  */
 export function createContainerCollector(deps: ContainerCollectorDeps): Collector & { close(): void } {
-  const { settings, procRoot, layout, source } = deps;
+  const { settings, procRoot, layout, source, writableLayers } = deps;
   const clock = deps.clock ?? Date.now;
   const sysRoot = deps.sysRoot ?? '/sys';
+  const machineInfo = machineReader({ procRoot, sysRoot, hostRoot: deps.hostRoot ?? '/' });
+  const fdCount = fdCounter(procRoot);
   const exclude = settings.interfaceExclude === '' ? undefined : new RegExp(settings.interfaceExclude);
   const handles = createFileHandles();
   // Files read at every scrape stay open; the limit files, read once a minute, are not worth a
@@ -205,6 +241,41 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
     }
   };
 
+  /** container_processes and container_file_descriptors from the cgroup's own processes. */
+  const processes = (procs: string | undefined, labels: Labels, emit: Emit) => {
+    if (procs === undefined) return;
+    let count = 0;
+    let fds = 0;
+    let fdsKnown = false;
+    let start = 0;
+    while (start < procs.length) {
+      let end = procs.indexOf('\n', start);
+      if (end < 0) end = procs.length;
+      if (end > start) {
+        count++;
+        const n = fdCount(procs.slice(start, end));
+        if (n !== undefined) {
+          fds += n;
+          fdsKnown = true;
+        }
+      }
+      start = end + 1;
+    }
+    emit(PROCESSES, count, labels);
+    // No process's fd directory readable (no permission): no series rather than a false 0.
+    if (fdsKnown || count === 0) emit(FILE_DESCRIPTORS, fds, labels);
+  };
+
+  const writableLayer = (info: ContainerInfo, state: ContainerState, emit: Emit) => {
+    if (info.containerId === undefined || source.kind !== 'cgroups') return;
+    const layer = writableLayers?.get(info.containerId);
+    if (!layer) return;
+    if (state.layerLabels?.device !== layer.device)
+      state.layerLabels = { ...info.labels, device: layer.device };
+    emit(FS_USAGE, layer.usageBytes, state.layerLabels);
+    if (layer.limitBytes !== undefined) emit(FS_LIMIT, layer.limitBytes, state.layerLabels);
+  };
+
   const fs = (info: ContainerInfo, state: ContainerState, stats: CgroupStats, emit: Emit) => {
     for (const io of stats.io ?? []) {
       let labels = state.devices.get(io.device);
@@ -226,20 +297,30 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
 
   return {
     families: CONTAINER_FAMILIES,
-    close: () => handles.closeAll(),
+    close: () => {
+      handles.closeAll();
+      writableLayers?.close();
+    },
     async collect(emit) {
       const nowMs = clock();
       const now = nowMs / 1000;
+      const machine = machineInfo(nowMs);
+      if (machine) {
+        emit(MACHINE_CORES, machine.cores, machine.labels);
+        emit(MACHINE_MEMORY, machine.memoryBytes, machine.labels);
+      }
+      if (source.kind === 'cgroups') await writableLayers?.refresh(nowMs);
       const current = new Map<string, number | undefined>();
       const list = podCgroups(source.list());
-      // A process inside each container (for its netns); read from cgroup.procs where the source
-      // does not know it, and not at all where the container has no network series of its own.
+      // Each container's processes (cgroup.procs, held open), and one inside it for its netns
+      // where the source does not know one — none where the container has no network of its own.
+      const procs = new Map<ContainerInfo, string | undefined>();
       const pids = new Map<ContainerInfo, number | undefined>();
-      for (const info of list)
-        pids.set(
-          info,
-          info.pid ?? (info.ownNetwork === false ? undefined : firstPid(stateOf(info).dirs, read)),
-        );
+      for (const info of list) {
+        const text = read(stateOf(info).dirs.memory, 'cgroup.procs');
+        procs.set(info, text);
+        pids.set(info, info.pid ?? (info.ownNetwork === false ? undefined : firstPid(text)));
+      }
       const reportsNetwork = networkOwners(list, procRoot, (info) => pids.get(info));
       const blkioFiles = blkio(read);
       for (const info of list) {
@@ -257,12 +338,20 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
           const value = stats[field];
           if (value !== undefined) emit(f, value, labels);
         }
-        if (stats.cpuQuota) emit(CPU_QUOTA, stats.cpuQuota, labels);
+        if (stats.cpuQuota) {
+          for (const [field, f] of CFS_FAMILIES) {
+            const value = stats[field];
+            if (value !== undefined) emit(f, value, labels);
+          }
+          emit(CPU_QUOTA, stats.cpuQuota, labels);
+        }
         if (stats.cpuPeriod) emit(CPU_PERIOD, stats.cpuPeriod, labels);
         if (info.startTime !== undefined) emit(START_TIME, info.startTime, labels);
         emit(LAST_SEEN, now, labels);
+        processes(procs.get(info), labels, emit);
         if (reportsNetwork.has(info)) network(info, state, pid, emit);
         fs(info, state, stats, emit);
+        writableLayer(info, state, emit);
       }
       for (const [path, pid] of seen) {
         if (!current.has(path)) {
@@ -281,6 +370,8 @@ interface ContainerState {
   readonly interfaces: Map<string, Labels>;
   /** major:minor → labels with the device's name. */
   readonly devices: Map<string, Labels>;
+  /** Labels of the writable layer's series (with its filesystem's device). */
+  layerLabels?: Labels;
   netDir?: string;
   netPid?: number;
 }
@@ -381,9 +472,51 @@ function networkOwners(
   return owners;
 }
 
-/** The first process of a cgroup (for its network namespace), or undefined if it has none. */
-function firstPid(dirs: CgroupDirs, read: Read): number | undefined {
-  const text = read(dirs.memory, 'cgroup.procs');
-  const first = text === undefined ? Number.NaN : Number.parseInt(text, 10);
+/** The first process of a cgroup.procs text (for its network namespace), or undefined if none. */
+function firstPid(procs: string | undefined): number | undefined {
+  const first = procs === undefined ? Number.NaN : Number.parseInt(procs, 10);
   return Number.isNaN(first) ? undefined : first;
+}
+
+/**
+ * Open descriptors of a process. Since Linux 6.2 the size of /proc/<pid>/fd is that count: one
+ * stat instead of listing the directory (both much cheaper than cAdvisor's readlink of every fd,
+ * which it needs only for container_sockets). Older kernels say 0 there, and a procRoot that is
+ * not procfs says a directory's size: both are listed instead. Undefined when the process is gone
+ * or its fds are not ours to see.
+ */
+function fdCounter(procRoot: string): (pid: string) => number | undefined {
+  let sized = false;
+  try {
+    sized = statSync(`${procRoot}/self/fd`).size > 0;
+  } catch {
+    sized = false;
+  }
+  return (pid) => {
+    const dir = `${procRoot}/${pid}/fd`;
+    try {
+      return sized ? statSync(dir).size : readdirSync(dir).length;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/** Machine info, read again once SPEC_REFRESH_MS old; undefined when procfs does not offer it. */
+function machineReader(
+  roots: Parameters<typeof readMachineInfo>[0],
+): (nowMs: number) => MachineInfo | undefined {
+  let info: MachineInfo | undefined;
+  let readAt = Number.NEGATIVE_INFINITY;
+  return (nowMs) => {
+    if (nowMs - readAt >= SPEC_REFRESH_MS) {
+      readAt = nowMs;
+      try {
+        info = readMachineInfo(roots);
+      } catch {
+        info = undefined;
+      }
+    }
+    return info;
+  };
 }

@@ -1,9 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type Docker from 'dockerode';
-import type { ContainerInspectInfo } from 'dockerode';
 import type { Logger } from '../../../shared/logger.ts';
 import { readKernelFileSync } from '../procfs.ts';
 import { cgroupPathOf } from './cgroup.ts';
+import {
+  type DockerApi,
+  type DockerApiError,
+  type DockerContainerSummary,
+  type DockerInspect,
+  dockerApi,
+  filtersQuery,
+} from './docker-api.ts';
 import { type ContainerInfo, type ContainerSource, KUBE_LABELS } from './source.ts';
 
 export interface DockerSourceOptions {
@@ -21,7 +27,7 @@ const EVENTS = ['start', 'die', 'destroy', 'rename', 'restart'];
 
 /** The container's labels and cgroup from one inspect; undefined if it is not running. */
 export function containerInfoOf(
-  inspect: ContainerInspectInfo,
+  inspect: DockerInspect,
   opts: { procRoot: string; cgroupVersion: 1 | 2 },
 ): ContainerInfo | undefined {
   if (!inspect.State.Running || inspect.State.Pid <= 0) return undefined;
@@ -73,12 +79,12 @@ export function createDockerSource(opts: DockerSourceOptions): ContainerSource &
     view = [...containers.values()];
   };
 
-  const refresh = async (docker: Docker, id: string) => {
-    let inspect: ContainerInspectInfo;
+  const refresh = async (docker: DockerApi, id: string) => {
+    let inspect: DockerInspect;
     try {
-      inspect = await docker.getContainer(id).inspect();
+      inspect = await docker.json<DockerInspect>(`/containers/${encodeURIComponent(id)}/json`);
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) {
+      if ((err as Partial<DockerApiError>).statusCode === 404) {
         containers.delete(id);
         changed();
         return;
@@ -91,8 +97,8 @@ export function createDockerSource(opts: DockerSourceOptions): ContainerSource &
     changed();
   };
 
-  const relist = async (docker: Docker) => {
-    const running = await docker.listContainers();
+  const relist = async (docker: DockerApi) => {
+    const running = await docker.json<DockerContainerSummary[]>('/containers/json');
     const ids = new Set(running.map((c) => c.Id));
     for (const id of containers.keys()) if (!ids.has(id)) containers.delete(id);
     // A few at a time: a node with hundreds of containers should not open hundreds of requests.
@@ -105,10 +111,11 @@ export function createDockerSource(opts: DockerSourceOptions): ContainerSource &
     changed();
   };
 
-  const follow = async (docker: Docker, signal: AbortSignal) => {
-    const stream = (await docker.getEvents({
-      filters: { type: ['container'], event: EVENTS },
-    })) as NodeJS.ReadableStream & { destroy(): void };
+  const follow = async (docker: DockerApi, signal: AbortSignal) => {
+    const stream = await docker.stream(
+      `/events?${filtersQuery({ type: ['container'], event: EVENTS })}`,
+      signal,
+    );
     const onAbort = () => stream.destroy();
     signal.addEventListener('abort', onAbort, { once: true });
     // Events are applied one after another, behind the listing: an event that arrives while we
@@ -177,11 +184,10 @@ export function createDockerSource(opts: DockerSourceOptions): ContainerSource &
             waiters.push(resolve);
           }),
     async run(signal) {
-      const { default: DockerClient } = await import('dockerode');
+      const docker = dockerApi(opts.socketPath);
       const initial = opts.reconnectInitial ?? 500;
       let delay = initial;
       while (!signal.aborted) {
-        const docker = new DockerClient({ socketPath: opts.socketPath });
         const before = syncs;
         try {
           await follow(docker, signal);

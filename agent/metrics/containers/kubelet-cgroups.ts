@@ -91,6 +91,7 @@ export function createCgroupSource(opts: CgroupSourceOptions): ContainerSource {
     }
     const info: ContainerInfo = {
       cgroupPath: cg.cgroupPath,
+      containerId: cg.containerId,
       ...(startTime ? { startTime } : {}),
       labels: {
         id: cg.cgroupPath,

@@ -11,6 +11,8 @@ export interface ContainerInfo {
   readonly pid?: number;
   /** Unix seconds the container started. */
   readonly startTime?: number;
+  /** The runtime's ID of the container (cgroup source: from its cgroup), to find it in the CRI's stats. */
+  readonly containerId?: string;
   /**
    * Whether its network namespace is its own. A container that joined another's (every
    * container of a pod joins the pause container's) or the host's reports no network series,
@@ -30,7 +32,8 @@ export type ContainerLabels = Readonly<{
 
 /** Where the collector learns which containers exist; `list()` is the current view, cheap to call. */
 export interface ContainerSource {
-  readonly kind: 'docker' | 'cgroups';
+  /** `auto` until the auto source has found out which of the two this node needs (runtime.ts). */
+  readonly kind: 'docker' | 'cgroups' | 'auto';
   list(): readonly ContainerInfo[];
   /** Keeps the view current (e.g. follows the Docker events stream) until the signal aborts. */
   run(signal: AbortSignal): Promise<void>;
