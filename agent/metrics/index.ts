@@ -140,7 +140,8 @@ export function createMetrics(settings: MetricsConfig, opts: MetricsOptions): Me
   };
   alerts = createAlerts({ settings: settings.alerts, extraLabels: external, snapshot, log });
   const current = alerts;
-  if (settings.alerts.rules.length > 0) registerFamilies(registry, current.families, () => current.samples());
+  // The default rules count too: with only them on, their state must still be on /metrics.
+  if (current.rules.length > 0) registerFamilies(registry, current.families, () => current.samples());
 
   const stats = createPushStats();
   const { remoteWrite: rw, jsonPush: jp } = settings;
