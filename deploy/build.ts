@@ -30,13 +30,13 @@ const result = await build({
     js: "import { createRequire as __nwRequire } from 'node:module'; const require = __nwRequire(import.meta.url);",
   },
   // Left in node_modules, loaded from there when first used: native optional add-ons; etcd3,
-  // dockerode (via ssh2), @platformatic/kafka and @platformatic/wasm-utils (the snappy/lz4 codecs
-  // of both Kafka clients), which read files relative to their own directory; a node whose sink is not Kafka never parses the 1.7 MB of the latter.
+  // @platformatic/kafka and @platformatic/wasm-utils (the snappy/lz4 codecs of both Kafka
+  // clients), which read files relative to their own directory; a node whose sink is not Kafka
+  // never parses the 1.7 MB of the latter.
   external: [
     'cpu-features',
     '*.node',
     'etcd3',
-    'dockerode',
     '@platformatic/kafka',
     '@platformatic/wasm-utils',
   ],
