@@ -33,13 +33,7 @@ const result = await build({
   // @platformatic/kafka and @platformatic/wasm-utils (the snappy/lz4 codecs of both Kafka
   // clients), which read files relative to their own directory; a node whose sink is not Kafka
   // never parses the 1.7 MB of the latter.
-  external: [
-    'cpu-features',
-    '*.node',
-    'etcd3',
-    '@platformatic/kafka',
-    '@platformatic/wasm-utils',
-  ],
+  external: ['cpu-features', '*.node', 'etcd3', '@platformatic/kafka', '@platformatic/wasm-utils'],
   legalComments: 'linked',
   logLevel: 'warning',
   metafile: true,
