@@ -29,10 +29,27 @@ describe('parseMounts', () => {
 });
 
 describe('filesystem collector', () => {
+  it("leaves the kubelet's per-pod volume mounts out by default (hundreds per node, as kube-prometheus does)", async () => {
+    const samples = await collectSamples(
+      createFilesystemCollector(settingsFor(fixture('host/proc')), fakeStatfs().statfs),
+    );
+    const mountpoints = samples
+      .filter((s) => s.name === 'node_filesystem_size_bytes')
+      .map((s) => s.labels.mountpoint);
+    expect(mountpoints).toContain('/');
+    expect(mountpoints.filter((m) => m?.startsWith('/var/lib/kubelet/pods/'))).toEqual([]);
+  });
+
   it("keeps the mounts node_exporter's default exclusions keep, once each", async () => {
     const { statfs, calls } = fakeStatfs();
+    // node_exporter's own default; ours also leaves out the kubelet's per-pod volume mounts (below).
+    const nodeExporterDefault =
+      '^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)';
     const samples = await collectSamples(
-      createFilesystemCollector(settingsFor(fixture('host/proc')), statfs),
+      createFilesystemCollector(
+        settingsFor(fixture('host/proc'), { filesystem: { mountPointsExclude: nodeExporterDefault } }),
+        statfs,
+      ),
     );
     const mountpoints = samples
       .filter((s) => s.name === 'node_filesystem_size_bytes')
