@@ -39,7 +39,8 @@ export const VM_MODULES = [
 
 /**
  * PID 1 of the VM. The host's / arrives read-only as 9p tag `hostroot`; the VM writes to a tmpfs
- * overlay above it (and to tmpfs /tmp and /run: `ip netns` needs a writable /run). The share (tag
+ * overlay above it (and to a tmpfs /run: `ip netns` needs a writable /run). /tmp stays the
+ * overlay's: a checkout under the host's /tmp (CI clones there) must be visible in the VM. The share (tag
  * `share`) is the VM's own writable host dir, mounted at /nw/share: boot.sh there is what the VM
  * runs; when it returns the VM powers off.
  */
@@ -59,7 +60,6 @@ mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work /
 mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
-mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 mount -t tmpfs -o mode=0755 run /newroot/run
 mkdir -p /newroot/nw/share
 mount -t 9p -o "$P9" share /newroot/nw/share || { echo "init: no share"; poweroff -f; }
