@@ -18,6 +18,7 @@ import type { AuditReport } from '../../ipam-cni/ipam/audit.ts';
 import type { PoolUsage } from '../../ipam-cni/ipam/usage.ts';
 import { type CliResult, cleanEnv, NODEWARD } from '../cli.ts';
 import {
+  CONTAINERD_BINARIES,
   type Containerd,
   type Etcd,
   freePort,
@@ -65,21 +66,7 @@ export const LISTEN_PORT = 8080;
 export function e2eSkipReason(): string | undefined {
   const reason = skipReason({
     root: true,
-    binaries: [
-      'containerd',
-      'containerd-shim-runc-v2',
-      'runc',
-      'ctr',
-      'busybox',
-      'tar',
-      'ip',
-      'iptables',
-      'nsenter',
-      'etcd',
-      'etcdctl',
-      'kcat',
-      'npm',
-    ],
+    binaries: [...CONTAINERD_BINARIES, 'nsenter', 'etcd', 'etcdctl', 'kcat', 'npm'],
   });
   const missing = CHAINED_PLUGINS.filter((p) => !existsSync(join(REFERENCE_PLUGINS, p)));
   const plugins = missing.length ? `missing in ${REFERENCE_PLUGINS}: ${missing.join(', ')}` : undefined;

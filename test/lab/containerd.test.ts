@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fetchPodList, podInfoOf } from '../../shared/pods/index.ts';
 import { skipReason } from './bin.ts';
-import { type Containerd, startContainerd } from './containerd.ts';
+import { CONTAINERD_BINARIES, type Containerd, startContainerd } from './containerd.ts';
 import { existingCgroupDirs } from './cri/cgroups.ts';
 import { type LabCniNetwork, startLabCniNetwork } from './cri/cni.ts';
 import { type KubeletLite, type LitePod, startKubeletLite } from './kubelet-lite.ts';
@@ -16,7 +16,7 @@ import { waitFor } from './wait.ts';
 
 const reason = skipReason({
   root: true,
-  binaries: ['containerd', 'containerd-shim-runc-v2', 'runc', 'ctr', 'busybox', 'tar', 'ip', 'iptables'],
+  binaries: [...CONTAINERD_BINARIES],
 });
 if (reason) console.warn(`[lab] containerd tests skipped: ${reason} (install containerd busybox-static)`);
 

@@ -17,6 +17,18 @@ import { type Lab, messageOf } from './scope.ts';
 import { tempDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
 
+/** What startContainerd needs on PATH: the runtime, its image tooling, and the pod network's. */
+export const CONTAINERD_BINARIES = [
+  'containerd',
+  'containerd-shim-runc-v2',
+  'runc',
+  'ctr',
+  'busybox',
+  'tar',
+  'ip',
+  'iptables',
+] as const;
+
 export interface ContainerdOptions {
   lab: Lab;
   /** CNI plugin binaries (e.g. /usr/lib/cni, or a dir holding the plugin under test). */

@@ -8,7 +8,13 @@ export {
 } from './alertmanager.ts';
 export { skipReason, which } from './bin.ts';
 export { cgroupDirsOfPid } from './cgroup.ts';
-export { type Containerd, type ContainerdOptions, runtimeSpecOf, startContainerd } from './containerd.ts';
+export {
+  CONTAINERD_BINARIES,
+  type Containerd,
+  type ContainerdOptions,
+  runtimeSpecOf,
+  startContainerd,
+} from './containerd.ts';
 export {
   CgroupTracker,
   cgroupDirs,

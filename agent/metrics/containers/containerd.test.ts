@@ -7,6 +7,7 @@ import { HOST_COLLECTORS, metricsSchema } from '../../../shared/config/index.ts'
 import { createLogger } from '../../../shared/logger.ts';
 import { KubeletPodSource } from '../../../shared/pods/index.ts';
 import {
+  CONTAINERD_BINARIES,
   Lab,
   skipReason,
   startContainerd,
@@ -22,17 +23,7 @@ import { podLookupFrom } from './pods.ts';
 
 const reason = skipReason({
   root: true,
-  binaries: [
-    'containerd',
-    'containerd-shim-runc-v2',
-    'runc',
-    'ctr',
-    'busybox',
-    'tar',
-    'ip',
-    'iptables',
-    'findmnt',
-  ],
+  binaries: [...CONTAINERD_BINARIES, 'findmnt'],
 });
 if (reason)
   console.warn(`[lab] metrics/containerd tests skipped: ${reason} (install containerd busybox-static)`);
