@@ -64,6 +64,8 @@ describe('sender with batches in flight', () => {
     await tick();
     await tick();
     expect(acked).toEqual([]);
+    // The retry comes after a 10 ms backoff: wait for it rather than for a fixed number of ticks.
+    for (let i = 0; i < 400 && !pending.some((p, j) => j > 2 && p.name === 'a'); i++) await tick();
     const retry = pending.find((p, i) => i > 2 && p.name === 'a');
     expect(retry).toBeDefined();
     retry!.resolve();
