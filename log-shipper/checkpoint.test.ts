@@ -20,7 +20,16 @@ describe('checkpoints', () => {
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
       version: 1,
       files: [
-        { dev: '1', ino: '2', fpLen: 10, fpHash: 'h', offset: 120, path: '/c/a.log', realPath: '/p/a/0.log' },
+        {
+          dev: '1',
+          ino: '2',
+          fpLen: 10,
+          fpHash: 'h',
+          offset: 120,
+          path: '/c/a.log',
+          realPath: '/p/a/0.log',
+          size: 120,
+        },
       ],
     });
     expect(readdirSync(join(file, '..'))).toEqual(['checkpoints.json']);

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { NodewardError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -13,10 +13,10 @@ import type { Fingerprint } from './identity.ts';
 export const CHECKPOINT_VERSION = 1;
 
 export interface CheckpointEntry {
-  /** dev:ino */
-  readonly key: string;
+  /** dev:ino (changed only by detach()) */
+  key: string;
   readonly dev: string;
-  readonly ino: string;
+  ino: string;
   fp: Fingerprint;
   /** Every byte before it was acknowledged by the sink (or held no line). */
   offset: number;
@@ -24,6 +24,8 @@ export interface CheckpointEntry {
   readonly path: string;
   /** The file the watched path resolved to when it was opened. */
   readonly realPath: string;
+  /** The largest size seen of the file: what a file deleted before it was read to its end had left. */
+  size: number;
   /** In memory only: bumped on truncation so that acks for the old content are ignored. */
   gen: number;
   /** Set once the file is closed after `final` bytes; the entry goes when they are acknowledged. */
@@ -38,6 +40,8 @@ interface StoredEntry {
   offset: number;
   path: string;
   realPath: string;
+  /** Absent in files written before it was kept. */
+  size?: number;
 }
 
 interface StoredFile {
@@ -64,6 +68,10 @@ export class CheckpointStore {
   private readonly log: Logger;
   private readonly entries = new Map<string, CheckpointEntry>();
   private dirty = false;
+  /** No checkpoint file existed at load: the module's very first start on this node. */
+  fresh = false;
+  /** When the checkpoints loaded were written (epoch ms): what was written to the files after it was never read. */
+  savedAt: number | undefined;
   private writing: Promise<void> = Promise.resolve();
 
   private constructor(file: string, log: Logger) {
@@ -76,8 +84,12 @@ export class CheckpointStore {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
+      store.savedAt = (await stat(file)).mtimeMs;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return store;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        store.fresh = true;
+        return store;
+      }
       throw new NodewardError('IO', `cannot read log checkpoints ${file}: ${(err as Error).message}`, {
         cause: err,
         details: { file },
@@ -112,6 +124,7 @@ export class CheckpointStore {
         offset: e.offset,
         path: e.path,
         realPath: e.realPath,
+        size: Number.isSafeInteger(e.size) ? Math.max(e.size!, e.offset) : e.offset,
         gen: 0,
       });
     }
@@ -140,7 +153,7 @@ export class CheckpointStore {
     path: string,
     realPath: string,
   ): CheckpointEntry {
-    const entry: CheckpointEntry = { key, dev, ino, fp, offset, path, realPath, gen: 0 };
+    const entry: CheckpointEntry = { key, dev, ino, fp, offset, path, realPath, size: offset, gen: 0 };
     this.entries.set(key, entry);
     this.dirty = true;
     return entry;
@@ -159,6 +172,7 @@ export class CheckpointStore {
     entry.gen++;
     entry.fp = fp;
     entry.offset = 0;
+    entry.size = 0;
     this.dirty = true;
   }
 
@@ -179,12 +193,13 @@ export class CheckpointStore {
    * while the old one is still looked for (gzipped after rotation) and drained.
    */
   detach(entry: CheckpointEntry): CheckpointEntry {
-    const ino = `${entry.ino}~${entry.fp.hash}`;
-    const detached: CheckpointEntry = { ...entry, ino, key: `${entry.dev}:${ino}` };
     if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
-    this.entries.set(detached.key, detached);
+    // The same object: acknowledgements still in flight for it keep moving it.
+    entry.ino = `${entry.ino}~${entry.fp.hash}`;
+    entry.key = `${entry.dev}:${entry.ino}`;
+    this.entries.set(entry.key, entry);
     this.dirty = true;
-    return detached;
+    return entry;
   }
 
   drop(entry: CheckpointEntry): void {
@@ -214,6 +229,7 @@ export class CheckpointStore {
         offset: e.offset,
         path: e.path,
         realPath: e.realPath,
+        size: Math.max(e.size, e.offset),
       });
     }
     const body = `${JSON.stringify({ version: CHECKPOINT_VERSION, files } satisfies StoredFile)}\n`;

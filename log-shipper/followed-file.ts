@@ -5,7 +5,14 @@ import { FileLabels, type FileLabelsDeps } from './file-labels.ts';
 import type { Fingerprint } from './identity.ts';
 import { LineCounts } from './line-counts.ts';
 import type { LogsMetrics } from './metrics.ts';
-import { FLAG_PARSE_ERROR, FLAG_TRUNCATED, LineParser, type ParseOutput, type Stream } from './parse.ts';
+import {
+  FLAG_PARSE_ERROR,
+  FLAG_TRUNCATED,
+  LineParser,
+  type OpenPartials,
+  type ParseOutput,
+  type Stream,
+} from './parse.ts';
 import type { Tailer, TailOptions, TailOutput } from './tail.ts';
 import { TimedMultiline } from './timed-multiline.ts';
 
@@ -21,6 +28,8 @@ export interface FollowedFileDeps extends FileLabelsDeps {
 /** Told when a file's path names another file: the path is followed anew, this file drained. */
 export interface FileOwner {
   unfollowed(file: FollowedFile): void;
+  /** The file read after this one on the same path (the next rotation), if one waits already. */
+  nextOf(file: FollowedFile): FollowedFile | undefined;
 }
 
 /**
@@ -33,6 +42,12 @@ export class FollowedFile implements TailOutput, ParseOutput, BatchOwner {
   readonly namespace: string;
   slot: Slot | undefined;
   tailer!: Tailer;
+  /** The watched path names this file (it is the newest of its path). */
+  live = false;
+  /** Its kubelet rotation stamp once it is known to be rotated (`0.log.<stamp>`), for ordering. */
+  stamp: string | undefined;
+  /** Partials of the previous file were handed over: that file's end is acknowledged with them. */
+  private carriedFrom: { file: FollowedFile; final: number } | undefined;
   private parser: LineParser;
   private readonly labels: FileLabels;
   /** Only when the pod asks for multi-line grouping; lines go straight to ship() otherwise. */
@@ -89,6 +104,7 @@ export class FollowedFile implements TailOutput, ParseOutput, BatchOwner {
   }
 
   read(bytes: number): void {
+    if (this.tailer.size > this.entry.size) this.entry.size = this.tailer.size;
     this.parser.readTime = undefined;
     this.counts.bytesRead(bytes);
     this.counts.flush();
@@ -114,12 +130,32 @@ export class FollowedFile implements TailOutput, ParseOutput, BatchOwner {
   }
 
   drained(final: number): void {
-    this.parser.flush(final);
+    // A P chain cut by the rotation goes on in the next file of the path: joined there, not
+    // shipped as two broken records.
+    const next = this.owner.nextOf(this);
+    const hold = this.parser.resumable(final);
+    const open = next === undefined ? undefined : this.parser.takeOpen();
+    if (open === undefined) this.parser.flush(final);
     this.multiline?.grouper.flush();
     this.stop();
     this.counts.flush();
-    this.deps.batcher.advance(this, this.entry.gen, final);
+    this.deps.batcher.advance(this, this.entry.gen, open === undefined ? final : hold);
     this.deps.checkpoints.closed(this.entry, final);
+    if (open !== undefined) next!.adopt(open, this, final);
+  }
+
+  /** The previous file of the path ended inside partials: they continue here. */
+  adopt(open: OpenPartials, previous: FollowedFile, final: number): void {
+    this.parser.adoptOpen(open);
+    this.carriedFrom = { file: previous, final };
+  }
+
+  /** Once this file's checkpoint moves past 0, the carried partials are complete: so is the previous file. */
+  private releasePrevious(end: number): void {
+    const carried = this.carriedFrom;
+    if (carried === undefined || end <= 0) return;
+    this.carriedFrom = undefined;
+    this.deps.batcher.advance(carried.file, carried.file.entry.gen, carried.final);
   }
 
   // parse → (multi-line) → ship
@@ -147,6 +183,7 @@ export class FollowedFile implements TailOutput, ParseOutput, BatchOwner {
     start: number,
     end: number,
   ): void {
+    if (this.carriedFrom !== undefined) this.releasePrevious(end);
     const labels = this.labels;
     if (labels.refresh()) this.groupIfAsked();
     const rules = labels.rules;
@@ -172,6 +209,7 @@ export class FollowedFile implements TailOutput, ParseOutput, BatchOwner {
   }
 
   private advanceTo(end: number): void {
+    if (this.carriedFrom !== undefined) this.releasePrevious(end);
     this.deps.batcher.advance(this, this.entry.gen, end);
   }
 }

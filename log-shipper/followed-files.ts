@@ -1,16 +1,33 @@
+import { statSync } from 'node:fs';
 import { type FileHandle, open, realpath } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import type { CheckpointEntry } from './checkpoint.ts';
 import type { Enrichment } from './enrich.ts';
 import { type FileOwner, FollowedFile, type FollowedFileDeps } from './followed-file.ts';
-import { FINGERPRINT_BYTES, fingerprint, identityKey } from './identity.ts';
+import { FINGERPRINT_BYTES, type Fingerprint, fingerprint, identityKey } from './identity.ts';
 import type { InflightBudget } from './inflight.ts';
 import { type Drains, RestartRecovery } from './restart-recovery.ts';
-import { type BufferPool, openFile, Tailer, type TailerInit, type TailOptions } from './tail.ts';
+import { gzippedSize, listRotations, openGzipped, type Rotation } from './rotated-files.ts';
+import {
+  type BufferPool,
+  openFile,
+  Tailer,
+  type TailerInit,
+  type TailFile,
+  type TailOptions,
+} from './tail.ts';
 
 /**
  * The files being shipped, each a FollowedFile with its checkpoint entry. Discovery says which
- * paths exist; this decides what to open, where to start, and what to do when a path starts
- * naming another file.
+ * paths exist; this decides what to open, where to start, and in which order.
+ *
+ * A path's files are read one at a time, oldest first (its chain): the kubelet renames `0.log` to
+ * `0.log.<stamp>`, gzips it later and deletes the oldest beyond containerLogMaxFiles, while the
+ * reader may be rotations behind (a slow or absent sink, a restart). Each newer file is opened as
+ * soon as the path is seen naming it and waits with its descriptor held, so neither compression
+ * nor deletion takes it away; rotations that came and went between two looks are found among the
+ * rotated names, plain or gzipped, and read in their place. Partial lines cut by a rotation are
+ * joined across it, since the next file's parser goes on with them.
  */
 
 export interface FollowedFilesOptions extends TailOptions {
@@ -25,12 +42,35 @@ export interface FollowedFilesDeps extends FollowedFileDeps {
   pool: BufferPool;
 }
 
+export type LossReason = 'deleted_while_stopped' | 'deleted_before_open';
+
+/** Files read to their end, remembered so that their rotated names are not taken for missed rotations. */
+interface DoneFile {
+  dev: bigint;
+  ino: bigint;
+  fp: Fingerprint;
+}
+
+interface PathChain {
+  readonly path: string;
+  /** Oldest first: the first is being read, the others wait with their file open. */
+  readonly members: FollowedFile[];
+  /** The newest rotation stamp accounted for: a rotation after it that no member holds was missed. */
+  highWater: string | undefined;
+  running: boolean;
+  readonly done: DoneFile[];
+  /** A file was followed at the path (not only files restart recovery found). */
+  hadLive: boolean;
+}
+
+const DONE_KEPT = 16;
+
 export class FollowedFiles implements FileOwner, Drains {
   private readonly deps: FollowedFilesDeps;
   private readonly recovery: RestartRecovery;
-  /** Watched path → the file it names, being read. */
-  private readonly following = new Map<string, FollowedFile>();
-  /** Identity → every open file (following or draining). */
+  /** Watched path → its files, oldest first. */
+  private readonly chains = new Map<string, PathChain>();
+  /** Identity → every open file (being read, or waiting its turn). */
   private readonly open = new Map<string, FollowedFile>();
   private readonly runs = new Set<Promise<void>>();
   private readonly opening = new Set<string>();
@@ -39,6 +79,8 @@ export class FollowedFiles implements FileOwner, Drains {
   /** Paths that failed to open, and when: retried after rescanInterval, not on every event. */
   private readonly failed = new Map<string, number>();
   private stopRequested = false;
+  /** Nothing is read until restart recovery has put the files rotated meanwhile before the live ones. */
+  private holding = true;
 
   constructor(deps: FollowedFilesDeps) {
     this.deps = deps;
@@ -72,23 +114,41 @@ export class FollowedFiles implements FileOwner, Drains {
   removed(path: string): void {
     this.known.delete(path);
     this.failed.delete(path);
-    this.following.get(path)?.tailer.wake();
+    for (const f of this.chains.get(path)?.members ?? []) f.tailer.wake();
   }
 
   changed(path: string): void {
-    const file = this.following.get(path);
-    if (file !== undefined) file.tailer.wake();
-    else if (this.known.has(path)) void this.follow(path, false);
+    const chain = this.chains.get(path);
+    chain?.members[0]?.tailer.wake();
+    if (this.known.has(path)) void this.follow(path, false);
   }
 
-  /** Periodic: paths whose file could not be opened yet (between a rename and the new file). */
+  /**
+   * Periodic: paths whose file could not be opened yet (between a rename and the new file), and
+   * paths that name a newer file while an older one is still being read (one stat each).
+   */
   tick(): void {
-    for (const path of this.known) if (!this.following.has(path)) void this.follow(path, false);
+    for (const path of this.known) void this.follow(path, false);
+    for (const chain of this.chains.values()) {
+      for (const m of chain.members) {
+        if (m.entry.fp.len >= FINGERPRINT_BYTES || this.isReading(m)) continue;
+        // Waiting with a short fingerprint (opened nearly empty): take it again from the held
+        // descriptor, so that a restart can still recognize the file once renamed or gzipped.
+        const size = m.tailer.fh.stat().size;
+        if (size > m.entry.size) m.entry.size = size;
+        void this.refingerprint(m).catch(() => {});
+      }
+    }
   }
 
   /** After the files present at the start are followed: those rotated while the module was down. */
-  recover(): Promise<void> {
-    return this.recovery.recoverAll();
+  async recover(): Promise<void> {
+    try {
+      await this.recovery.recoverAll();
+    } finally {
+      this.holding = false;
+      for (const chain of [...this.chains.values()]) this.runHead(chain);
+    }
   }
 
   /** Stops every tailer; their unacknowledged lines are read again from the checkpoints next time. */
@@ -100,11 +160,13 @@ export class FollowedFiles implements FileOwner, Drains {
     }
     this.deps.budget.wakeAll();
     await Promise.allSettled([...this.runs]);
+    // Files waiting their turn: their checkpoints hold them for the next start.
+    for (const f of [...this.open.values()]) await f.tailer.fh.close().catch(() => {});
+    this.open.clear();
   }
 
   unfollowed(file: FollowedFile): void {
     const path = file.tailer.path;
-    if (this.following.get(path) === file) this.following.delete(path);
     this.deps.log.debug(
       { path, file: file.entry.realPath },
       'log path names another file; draining the old one',
@@ -112,8 +174,27 @@ export class FollowedFiles implements FileOwner, Drains {
     if (this.known.has(path)) void this.follow(path, false);
   }
 
+  nextOf(file: FollowedFile): FollowedFile | undefined {
+    const members = this.chains.get(file.tailer.path)?.members;
+    if (members === undefined) return undefined;
+    const i = members.indexOf(file);
+    return i === -1 ? undefined : members[i + 1];
+  }
+
   private async follow(path: string, initial: boolean): Promise<void> {
-    if (this.stopRequested || this.following.has(path) || this.opening.has(path)) return;
+    if (this.stopRequested || this.opening.has(path)) return;
+    const last = this.chains.get(path)?.members.at(-1);
+    if (last?.live) {
+      // The common case, once per poll: the path still names the newest file.
+      const named = statSync(path, { bigint: true, throwIfNoEntry: false });
+      if (named === undefined || (named.dev === last.tailer.dev && named.ino === last.tailer.ino)) {
+        if (named !== undefined && Number(named.size) > last.entry.size) {
+          last.entry.size = Number(named.size);
+          if (!this.isReading(last)) await this.refingerprint(last);
+        }
+        return;
+      }
+    }
     const failedAt = this.failed.get(path);
     if (failedAt !== undefined && Date.now() - failedAt < this.deps.options.rescanInterval) return;
     this.opening.add(path);
@@ -127,13 +208,16 @@ export class FollowedFiles implements FileOwner, Drains {
       const size = Number(st.size);
       let start = await this.resumeAt(fh, key, size);
       if (start === undefined) {
-        start = initial && this.deps.options.readFrom === 'end' ? await lastLineEnd(fh, size) : 0;
+        // Only at the very first start: a pod that came while the module was down is read whole.
+        const fromEnd = initial && this.deps.options.readFrom === 'end' && this.deps.checkpoints.fresh;
+        start = fromEnd ? await lastLineEnd(fh, size) : 0;
       }
       const fp = await fingerprint(fh, Math.min(size, FINGERPRINT_BYTES));
       const enrichment = await this.deps.enricher.resolve({ path, realPath });
       if (this.stopRequested) return;
       const entry = this.deps.checkpoints.track(key, `${st.dev}`, `${st.ino}`, fp, start, path, realPath);
-      const file = this.start(entry, enrichment, {
+      entry.size = Math.max(size, start);
+      const file = this.create(entry, enrichment, {
         fh: openFile(fh),
         path,
         dev: st.dev,
@@ -143,9 +227,10 @@ export class FollowedFiles implements FileOwner, Drains {
         fp,
         following: true,
       });
-      this.following.set(path, file);
-      this.failed.delete(path);
       fh = undefined;
+      file.live = true;
+      await this.append(path, file, realPath);
+      this.failed.delete(path);
     } catch (err) {
       // Gone between the event and the open: the next event or tick() tries again.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -158,12 +243,177 @@ export class FollowedFiles implements FileOwner, Drains {
     }
   }
 
+  /** The path names a new file: it goes last in the path's chain, after any rotation missed meanwhile. */
+  private async append(path: string, file: FollowedFile, realPath: string): Promise<void> {
+    let chain = this.chains.get(path);
+    if (chain === undefined) {
+      chain = { path, members: [], highWater: undefined, running: false, done: [], hadLive: false };
+      this.chains.set(path, chain);
+    }
+    if (chain.hadLive) {
+      await this.catchUp(chain, realPath);
+    } else {
+      // The first file seen at the path: rotations already there are older. Restart recovery
+      // reads those a checkpoint knows; the others were rotated before the module read the path.
+      const newest = (await listRotations(dirname(realPath), basename(realPath))).at(-1)?.stamp;
+      if (newest !== undefined && (chain.highWater === undefined || newest > chain.highWater))
+        chain.highWater = newest;
+      chain.hadLive = true;
+    }
+    chain.members.push(file);
+    this.relink(chain);
+    this.runHead(chain);
+  }
+
+  /**
+   * The path moved on from its newest file: that file is drained rather than followed, and every
+   * rotation after the last one accounted for that no file here holds (it came and went between
+   * two looks at the path) is opened now, in stamp order, to be read before the new file.
+   */
+  private async catchUp(chain: PathChain, realPath: string): Promise<void> {
+    for (const m of chain.members) {
+      if (!m.live) continue;
+      m.live = false;
+      if (m.tailer.following) {
+        m.tailer.following = false;
+        this.deps.metrics.rotations.inc({ kind: 'rename' });
+      }
+    }
+    const rotations = await listRotations(dirname(realPath), basename(realPath));
+    for (const r of rotations) {
+      if (chain.highWater !== undefined && r.stamp <= chain.highWater) continue;
+      if (await this.isHeld(chain, r)) continue;
+      const missed = await this.openRotation(chain.path, realPath, r);
+      if (missed !== undefined) this.insert(chain, missed);
+    }
+    const newest = rotations.at(-1)?.stamp;
+    if (newest !== undefined && (chain.highWater === undefined || newest > chain.highWater))
+      chain.highWater = newest;
+  }
+
+  /** Whether a rotated file is one of the chain's (waiting, being read, or read already). */
+  private async isHeld(chain: PathChain, r: Rotation): Promise<boolean> {
+    if (!r.gz) {
+      const member = chain.members.find((m) => m.tailer.dev === r.dev && m.tailer.ino === r.ino);
+      if (member !== undefined) {
+        member.stamp ??= r.stamp;
+        // Its final size: what is lost if the kubelet deletes it while the module is down.
+        if (r.size > member.entry.size) {
+          member.entry.size = r.size;
+          if (!this.isReading(member)) await this.refingerprint(member);
+        }
+      }
+      return member !== undefined || chain.done.some((d) => d.dev === r.dev && d.ino === r.ino);
+    }
+    // Compressed: a new inode; recognized by its first bytes.
+    const fps = [
+      ...chain.members.filter((m) => m.stamp === undefined || m.stamp === r.stamp).map((m) => m.entry.fp),
+      ...chain.done.map((d) => d.fp),
+    ].filter((fp) => fp.len > 0);
+    if (fps.length === 0) return false;
+    let file: TailFile | undefined;
+    try {
+      file = await openGzipped(r.path);
+      for (const fp of fps) {
+        const mine = await fingerprint(file, fp.len);
+        if (mine.len === fp.len && mine.hash === fp.hash) {
+          const member = chain.members.find((m) => m.entry.fp === fp);
+          if (member !== undefined) {
+            member.stamp ??= r.stamp;
+            const size = await gzippedSize(r.path);
+            if (size !== undefined && size > member.entry.size) member.entry.size = size;
+          }
+          return true;
+        }
+      }
+      return false;
+    } catch {
+      // Gone, or not gzip (yet): nothing to read there.
+      return true;
+    } finally {
+      await file?.close().catch(() => {});
+    }
+  }
+
+  /** A rotation the reader never saw under the live name: opened now, read from its start in turn. */
+  private async openRotation(path: string, realPath: string, r: Rotation): Promise<FollowedFile | undefined> {
+    let file: TailFile | undefined;
+    try {
+      file = r.gz ? await openGzipped(r.path) : openFile(await open(r.path, 'r'));
+      const fp = await fingerprint(file, FINGERPRINT_BYTES);
+      const dev = r.gz ? '0' : `${r.dev}`;
+      const ino = r.gz ? `gz~${fp.hash}` : `${r.ino}`;
+      const key = identityKey(dev, ino);
+      if (
+        fp.len === 0 ||
+        this.open.has(key) ||
+        this.deps.checkpoints.get(key) !== undefined ||
+        this.stopRequested
+      )
+        return undefined;
+      this.deps.log.info(
+        { file: r.path, bytes: r.size },
+        'reading a rotated log file the reader had not reached before it was rotated again',
+      );
+      const entry = this.deps.checkpoints.track(key, dev, ino, fp, 0, path, realPath);
+      entry.size = r.gz ? 0 : r.size;
+      const enrichment = await this.deps.enricher.resolve(entry);
+      const f = this.create(entry, enrichment, {
+        fh: file,
+        path,
+        dev: r.gz ? 0n : r.dev,
+        ino: r.gz ? 0n : r.ino,
+        start: 0,
+        size: r.gz ? 0 : r.size,
+        fp,
+        following: false,
+      });
+      file = undefined;
+      f.stamp = r.stamp;
+      return f;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Deleted by the kubelet (containerLogMaxFiles) between the listing and the open.
+        await this.lost({ path, realPath }, 'deleted_before_open', r.size, {
+          file: r.path,
+          from: 0,
+          to: r.size,
+        });
+      } else {
+        this.deps.log.warn({ err, file: r.path, code: 'IO' }, 'cannot read a rotated log file');
+      }
+      return undefined;
+    } finally {
+      await file?.close().catch(() => {});
+    }
+  }
+
+  private isReading(file: FollowedFile): boolean {
+    const chain = this.chains.get(file.tailer.path);
+    return chain?.running === true && chain.members[0] === file;
+  }
+
+  /**
+   * A waiting file opened while shorter than the fingerprint (a new `0.log` is empty) is
+   * fingerprinted again as it grows, so that its checkpoint can find it after a restart, gzipped.
+   */
+  private async refingerprint(file: FollowedFile): Promise<void> {
+    if (file.entry.fp.len >= FINGERPRINT_BYTES || file.entry.size <= file.entry.fp.len) return;
+    const fp = await fingerprint(file.tailer.fh, Math.min(file.entry.size, FINGERPRINT_BYTES));
+    if (fp.len > file.entry.fp.len) this.deps.checkpoints.fingerprinted(file.entry, fp);
+  }
+
   /** Offset to resume at from a checkpoint of this very file, if there is one. */
   private async resumeAt(fh: FileHandle, key: string, size: number): Promise<number | undefined> {
     const entry = this.deps.checkpoints.get(key);
     if (entry === undefined) return undefined;
     const fp = await fingerprint(fh, entry.fp.len);
     if (fp.len !== entry.fp.len || fp.hash !== entry.fp.hash) {
+      if (entry.final !== undefined) {
+        // Read to its end here, its last lines still in flight: nothing to look for.
+        this.deps.checkpoints.detach(entry);
+        return undefined;
+      }
       this.deps.log.info(
         { file: entry.realPath, key },
         'inode reused by another file; its checkpoint does not apply (the old file is looked for, rotated or gzipped)',
@@ -182,31 +432,125 @@ export class FollowedFiles implements FileOwner, Drains {
     return entry.offset;
   }
 
-  /** Also for the files recovery finds: every open file is counted, stopped and never opened twice. */
-  start(entry: CheckpointEntry, enrichment: Enrichment, init: TailerInit): FollowedFile {
+  /**
+   * A file restart recovery found (rotated while the module was down): placed in its path's chain
+   * before the live file, by rotation stamp. Found while the live file is being read already (a
+   * reused inode noticed at run time), it is read beside it rather than after it.
+   */
+  start(entry: CheckpointEntry, enrichment: Enrichment, init: TailerInit, stamp?: string): void {
+    const file = this.create(entry, enrichment, init);
+    file.stamp = stamp;
+    let chain = this.chains.get(init.path);
+    if (chain?.running && chain.members[0]?.live) {
+      const side = `${init.path}\0${entry.key}`;
+      chain = { path: side, members: [], highWater: undefined, running: false, done: [], hadLive: false };
+      this.chains.set(side, chain);
+    } else if (chain === undefined) {
+      chain = {
+        path: init.path,
+        members: [],
+        highWater: undefined,
+        running: false,
+        done: [],
+        hadLive: false,
+      };
+      this.chains.set(init.path, chain);
+    }
+    this.insert(chain, file);
+    this.runHead(chain);
+  }
+
+  /** Lines lost for good: counted, estimated in lines from the path's current file, and logged with the pod. */
+  async lost(
+    file: { path: string; realPath: string },
+    reason: LossReason,
+    bytes: number,
+    range: { file: string; from: number; to: number },
+  ): Promise<void> {
+    if (bytes <= 0) return;
+    const { labels } = this.deps.enricher.labels(file);
+    const namespace = labels.namespace ?? '';
+    const lines = Math.max(1, Math.round(bytes / (await averageLineBytes(file.realPath))));
+    this.deps.metrics.linesLost.inc({ namespace, reason }, lines);
+    this.deps.metrics.bytesLost.inc({ namespace, reason }, bytes);
+    this.deps.log.warn(
+      {
+        namespace,
+        pod: labels.pod,
+        container: labels.container,
+        ...range,
+        bytes,
+        lines,
+        reason,
+        code: 'IO',
+      },
+      'log lines lost: the file was deleted (log rotation) before it was read to its end',
+    );
+  }
+
+  private create(entry: CheckpointEntry, enrichment: Enrichment, init: TailerInit): FollowedFile {
     const d = this.deps;
     const file = new FollowedFile(this, d, entry, enrichment);
     file.tailer = new Tailer(init, d.options, d.pool, d.budget, file);
-    const key = entry.key;
-    this.open.set(key, file);
-    const run = file.tailer
+    this.open.set(entry.key, file);
+    return file;
+  }
+
+  /** By stamp among the rotated files, before the live one; never before the file being read. */
+  private insert(chain: PathChain, file: FollowedFile): void {
+    const m = chain.members;
+    let i = chain.running ? 1 : 0;
+    for (; i < m.length; i++) {
+      const other = m[i]!;
+      if (other.live) break;
+      if (file.stamp !== undefined && other.stamp !== undefined && other.stamp > file.stamp) break;
+    }
+    m.splice(i, 0, file);
+    this.relink(chain);
+  }
+
+  /** Every file but the newest has a successor: once renamed it cannot grow, it is closed at its end. */
+  private relink(chain: PathChain): void {
+    const m = chain.members;
+    for (let i = 0; i < m.length - 1; i++) {
+      if (!m[i]!.tailer.successor) {
+        m[i]!.tailer.successor = true;
+        m[i]!.tailer.wake();
+      }
+    }
+  }
+
+  /** Reads the chain's oldest file; when it is done, the next. */
+  private runHead(chain: PathChain): void {
+    if (this.holding || chain.running || this.stopRequested) return;
+    const head = chain.members[0];
+    if (head === undefined) {
+      if (!this.known.has(chain.path)) this.chains.delete(chain.path);
+      return;
+    }
+    chain.running = true;
+    const d = this.deps;
+    const run = head.tailer
       .run()
       .catch((err: unknown) => {
-        this.failed.set(file.tailer.path, Date.now());
+        if (head.live) this.failed.set(chain.path, Date.now());
         d.log.error(
-          { err, file: file.entry.realPath, code: 'IO' },
+          { err, file: head.entry.realPath, code: 'IO' },
           'reading a log file failed; it is reopened later',
         );
       })
       .finally(async () => {
-        this.open.delete(key);
-        const path = file.tailer.path;
-        if (this.following.get(path) === file) this.following.delete(path);
+        const i = chain.members.indexOf(head);
+        if (i !== -1) chain.members.splice(i, 1);
+        if (this.open.get(head.entry.key) === head) this.open.delete(head.entry.key);
+        chain.done.push({ dev: head.tailer.dev, ino: head.tailer.ino, fp: head.entry.fp });
+        if (chain.done.length > DONE_KEPT) chain.done.shift();
+        chain.running = false;
         this.runs.delete(run);
-        await init.fh.close().catch(() => {});
+        await head.tailer.fh.close().catch(() => {});
+        this.runHead(chain);
       });
     this.runs.add(run);
-    return file;
   }
 }
 
@@ -218,4 +562,36 @@ async function lastLineEnd(fh: FileHandle, size: number): Promise<number> {
   const { bytesRead } = await fh.read(buf, 0, len, size - len);
   const nl = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
   return nl === -1 ? size : size - len + nl + 1;
+}
+
+/**
+ * Bytes per line of a path's files (the first 64 KiB of the current one, else of its newest plain
+ * rotation), to estimate lost lines from lost bytes.
+ */
+async function averageLineBytes(path: string): Promise<number> {
+  const here = await lineBytes(path);
+  if (here !== undefined) return here;
+  const plain = (await listRotations(dirname(path), basename(path))).filter((r) => !r.gz).at(-1);
+  return (plain && (await lineBytes(plain.path))) ?? 200;
+}
+
+async function lineBytes(path: string): Promise<number | undefined> {
+  const fallback = undefined;
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, 'r');
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    let lines = 0;
+    let last = -1;
+    for (let i = buf.indexOf(0x0a); i !== -1 && i < bytesRead; i = buf.indexOf(0x0a, i + 1)) {
+      lines++;
+      last = i;
+    }
+    return lines === 0 ? fallback : (last + 1) / lines;
+  } catch {
+    return fallback;
+  } finally {
+    await fh?.close();
+  }
 }

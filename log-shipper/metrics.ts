@@ -18,6 +18,9 @@ export interface LogsMetrics {
   readonly linesUnlabelled: Counter<'namespace'>;
   readonly metadataErrors: Counter<'reason'>;
   readonly rotations: Counter<'kind'>;
+  readonly linesLost: Counter<'namespace' | 'reason'>;
+  readonly bytesLost: Counter<'namespace' | 'reason'>;
+  readonly recordsRefused: Counter<'namespace' | 'reason' | 'action'>;
   readonly sendDuration: Histogram<'sink'>;
   readonly sinkErrors: Counter<'sink' | 'code'>;
   attach(gauges: PipelineGauges | undefined): void;
@@ -112,6 +115,24 @@ export function createLogsMetrics(registry: Registry): LogsMetrics {
       name: 'nodeward_logs_rotations_total',
       help: 'Log files rotated: renamed, deleted or truncated (copytruncate).',
       labelNames: ['kind'],
+      registers,
+    }),
+    linesLost: new Counter({
+      name: 'nodeward_logs_lost_lines_total',
+      help: 'Lines of files deleted before they were read to their end (estimated from their bytes and the average line), by reason: deleted_while_stopped (rotated away while the module was down), deleted_before_open (gone between listing and opening).',
+      labelNames: ['namespace', 'reason'],
+      registers,
+    }),
+    bytesLost: new Counter({
+      name: 'nodeward_logs_lost_bytes_total',
+      help: 'Bytes of files deleted before they were read to their end (the last size seen, or the size on disk; a .gz its compressed size), by reason as nodeward_logs_lost_lines_total.',
+      labelNames: ['namespace', 'reason'],
+      registers,
+    }),
+    recordsRefused: new Counter({
+      name: 'nodeward_logs_records_refused_total',
+      help: 'Records the sink refused for good (reason: the Kafka error, e.g. TOPIC_AUTHORIZATION_FAILED, MESSAGE_TOO_LARGE), by action: dead_letter (sent to logs.kafka.deadLetterTopic) or dropped.',
+      labelNames: ['namespace', 'reason', 'action'],
       registers,
     }),
     sendDuration: new Histogram({

@@ -24,11 +24,14 @@ export interface ParseOutput {
   skip(end: number): void;
 }
 
+/** Partials still open per stream (stdout, stderr) when a file ended: the next file of the path goes on with them. */
+export type OpenPartials = readonly [Chain | undefined, Chain | undefined];
+
 const SPACE = 0x20;
 const LBRACE = 0x7b;
 
 /** Partials of one stream waiting for their final part. */
-interface Chain {
+export interface Chain {
   time: string;
   parts: Buffer[];
   /** File offset of the physical line each part came from: where a restart must re-read it. */
@@ -207,6 +210,36 @@ export class LineParser {
         this.safe(end),
       );
     }
+  }
+
+  /**
+   * The file is done and the next file of its path follows (a rotation): the partials still open
+   * are handed over instead of shipped flagged partial; undefined when there are none.
+   */
+  takeOpen(): OpenPartials | undefined {
+    const [a, b] = this.chains;
+    if (a === undefined && b === undefined) return undefined;
+    this.chains[0] = undefined;
+    this.chains[1] = undefined;
+    return [a, b];
+  }
+
+  /**
+   * Partials the previous file of the path ended with: they go on in this file. Their parts are
+   * placed at offset 0 here, so this file's checkpoint stays at 0 until they are complete (the
+   * previous file's stays at their first part: a restart reads them again, from there).
+   */
+  adoptOpen(open: OpenPartials): void {
+    for (let idx = 0; idx < 2; idx++) {
+      const chain = open[idx];
+      if (chain === undefined || this.chains[idx] !== undefined) continue;
+      this.chains[idx] = { ...chain, partStarts: chain.partStarts.map(() => 0) };
+    }
+  }
+
+  /** Where a checkpoint may be at `end`: never past the first part of an open partial. */
+  resumable(end: number): number {
+    return this.safe(end);
   }
 
   private continuation(buf: Buffer, s: number, e: number, endOff: number, more: boolean): void {

@@ -20,7 +20,8 @@ import { BufferPool } from './tail.ts';
 /**
  * One run of the log shipper: discover → tail → parse → enrich → route → batch → deliver, with
  * acknowledgements flowing back into the checkpoints. Stops on `signal` (delivering what was read,
- * within logs.flushTimeout) or when the sink stays down past logs.retry.giveUpAfter.
+ * within logs.flushTimeout). A sink down past logs.retry.giveUpAfter does not end it: the module
+ * reports not ready and keeps its files open (deliver.ts).
  */
 
 export interface PipelineConfig {
@@ -99,6 +100,7 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
   }
 
   const budget = new InflightBudget(logs.maxInflightBytes);
+  const stop = new AbortController();
   const sender = new Sender(
     sink,
     logs.retry,
@@ -120,10 +122,52 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
         const level = attempt === 1 || attempt % 10 === 0 ? 'warn' : 'debug';
         log[level]({ err, code: err.code, attempt, retryInMs }, 'log sink send failed; retrying');
       },
+      stalled(err, ms) {
+        // Not a module restart: the files being read stay open (some may be deleted or
+        // compressed away by the kubelet meanwhile), reading waits at the in-flight cap.
+        log.error(
+          { err, code: err.code, failingForMs: ms },
+          'log sink failing past logs.retry.giveUpAfter; reopened, still retrying',
+        );
+        deps.setReady(false, `sink unavailable: ${reasonOf(err)}`);
+      },
+      resumed() {
+        log.info({ sink: sink.name }, 'log sink delivers again');
+        if (!stop.signal.aborted) deps.setReady(true);
+      },
+      refused(records, reason, action) {
+        const pods = new Map<
+          string,
+          { namespace: string; pod: string; container: string; records: number }
+        >();
+        for (const r of records) {
+          const l = recordLabels(r.value);
+          const id = `${l.namespace}/${l.pod}/${l.container}`;
+          const p = pods.get(id);
+          if (p === undefined) pods.set(id, { ...l, records: 1 });
+          else p.records++;
+        }
+        for (const p of pods.values())
+          metrics.recordsRefused.inc({ namespace: p.namespace, reason, action }, p.records);
+        log.warn(
+          {
+            reason,
+            action,
+            topic: records[0]?.topic,
+            deadLetterTopic: action === 'dead_letter' ? logs.kafka.deadLetterTopic : undefined,
+            pods: [...pods.values()],
+            code: 'SINK_UNAVAILABLE',
+          },
+          action === 'dead_letter'
+            ? 'log records refused by the sink for good; sent to the dead-letter topic'
+            : 'log records refused by the sink for good; dropped',
+        );
+      },
     },
     log,
     // The file and stdout sinks append: one write at a time keeps the lines in order.
     sink.name === 'kafka' ? logs.kafka.inFlight : 1,
+    sink.name === 'kafka' ? logs.kafka.deadLetterTopic : '',
   );
   const batcher = new Batcher(logs.batch, budget, (batch) => sender.enqueue(batch));
   const files = new FollowedFiles({
@@ -166,7 +210,6 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
   });
 
   let failure: NodewardError | undefined;
-  const stop = new AbortController();
   const fail = (err: unknown) => {
     failure ??= asNodewardError(err);
     stop.abort();
@@ -213,6 +256,18 @@ export async function runPipeline(config: PipelineConfig, deps: PipelineDeps): P
     log.info({ sink: sink.name, undelivered: sender.queued }, 'log shipper stopped');
   }
   if (failure !== undefined) throw failure;
+}
+
+/** Namespace, pod and container of an encoded record, for the log line of a refused one. */
+function recordLabels(value: Buffer): { namespace: string; pod: string; container: string } {
+  try {
+    const { labels } = JSON.parse(value.toString('utf8')) as {
+      labels?: { namespace?: string; pod?: string; container?: string };
+    };
+    return { namespace: labels?.namespace ?? '', pod: labels?.pod ?? '', container: labels?.container ?? '' };
+  } catch {
+    return { namespace: '', pod: '', container: '' };
+  }
 }
 
 /** Settles with `work`, or at `deadline` (epoch ms) if that comes first. */

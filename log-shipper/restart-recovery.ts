@@ -4,8 +4,8 @@ import type { Logger } from '../shared/logger.ts';
 import type { CheckpointEntry, CheckpointStore } from './checkpoint.ts';
 import type { Enricher, Enrichment } from './enrich.ts';
 import { FINGERPRINT_BYTES, fingerprint, identityKey } from './identity.ts';
-import { readGzipped, rotationStamp } from './rotated-files.ts';
-import { memoryFile, openFile, type TailerInit, type TailFile } from './tail.ts';
+import { listRotations, openGzipped, rotationStamp, writeRate } from './rotated-files.ts';
+import { openFile, type TailerInit, type TailFile } from './tail.ts';
 
 export interface RestartRecoveryDeps {
   checkpoints: CheckpointStore;
@@ -18,20 +18,33 @@ export interface Drains {
   readonly stopped: boolean;
   /** A file of this identity is open already (followed, or draining). */
   isOpen(key: string): boolean;
-  /** Reads a file to its end; `init.following` is false: its old path names another file now. */
-  start(entry: CheckpointEntry, enrichment: Enrichment, init: TailerInit): void;
+  /**
+   * Reads a file to its end, in its path's order (`stamp`: its rotation stamp); `init.following`
+   * is false: its old path names another file now.
+   */
+  start(entry: CheckpointEntry, enrichment: Enrichment, init: TailerInit, stamp?: string): void;
+  /** Lines lost for good (the file was deleted before it was read to its end): counted and logged. */
+  lost(
+    file: { path: string; realPath: string },
+    reason: 'deleted_while_stopped',
+    bytes: number,
+    range: { file: string; from: number; to: number },
+  ): Promise<void>;
 }
 
 /**
  * Checkpointed files no path names any more were rotated or removed while the module was down:
- * those still found beside their old name (0.log → 0.log.<timestamp>, or gzipped) are drained,
- * the rest forgotten.
+ * those still found beside their old name (0.log → 0.log.<timestamp>, or gzipped) are drained in
+ * their path's order, one at a time (a .gz decompressed as it is read); the rest were deleted by
+ * the kubelet before they were read to their end: counted as lost, then forgotten.
  */
 export class RestartRecovery {
   private readonly deps: RestartRecoveryDeps;
   private readonly files: Drains;
-  /** Checkpoint keys being looked for by recover(). */
-  private readonly recovering = new Set<string>();
+  /** Checkpoint keys being looked for by recover(), and whether their file was found. */
+  private readonly recovering = new Map<string, Promise<boolean>>();
+  /** Keys looked for already, and whether their file was found. */
+  private readonly outcomes = new Map<string, boolean>();
   /** Rotated files being checked by drainNewerRotations(). */
   private readonly siblings = new Set<string>();
 
@@ -41,17 +54,91 @@ export class RestartRecovery {
   }
 
   async recoverAll(): Promise<void> {
-    for (const entry of [...this.deps.checkpoints.all()]) await this.recover(entry);
+    const found = new Set<string>();
+    const gone = new Map<string, CheckpointEntry>();
+    for (const entry of [...this.deps.checkpoints.all()]) {
+      // Open already: a live file resumed from its checkpoint, not one rotated meanwhile.
+      if (this.files.isOpen(entry.key)) continue;
+      if (await this.recover(entry)) found.add(entry.realPath);
+      else if (!gone.has(entry.realPath)) gone.set(entry.realPath, entry);
+    }
+    // Every file a path's checkpoints knew is gone: the rotations still there all came after them
+    // (the kubelet deletes the oldest first), and were never read.
+    for (const [realPath, entry] of gone) {
+      if (found.has(realPath) || this.files.stopped) continue;
+      let names: string[];
+      try {
+        names = await readdir(dirname(realPath));
+      } catch {
+        continue;
+      }
+      await this.countGap(entry);
+      await this.drainNewerRotations(entry, dirname(realPath), names, undefined);
+    }
   }
 
-  async recover(entry: CheckpointEntry): Promise<void> {
-    if (this.files.isOpen(entry.key) || this.recovering.has(entry.key)) return;
-    this.recovering.add(entry.key);
-    try {
-      if (!(await this.recoverRotated(entry))) this.deps.checkpoints.drop(entry);
-    } finally {
-      this.recovering.delete(entry.key);
+  /**
+   * Files rotated and deleted while the module was down, never known here: what was written from
+   * the last checkpoint write to the first line of the oldest rotation left, estimated from that
+   * rotation's own write rate (its CRI timestamps).
+   */
+  private async countGap(entry: CheckpointEntry): Promise<void> {
+    const savedAt = this.deps.checkpoints.savedAt;
+    if (savedAt === undefined) return;
+    const rotations = await listRotations(dirname(entry.realPath), basename(entry.realPath));
+    const oldest = rotations[0] && (await writeRate(rotations[0]));
+    if (oldest === undefined || oldest.start <= savedAt) return;
+    // The rate of the oldest rotations written over a second at least (one cut short by a
+    // restart of the container, or a line too long, says little).
+    let bytesPerMs = oldest.bytesPerMs;
+    for (const r of rotations.slice(1, 4)) {
+      if (bytesPerMs !== undefined) break;
+      bytesPerMs = (await writeRate(r))?.bytesPerMs;
     }
+    if (bytesPerMs === undefined) return;
+    const bytes = Math.round((oldest.start - savedAt) * bytesPerMs);
+    await this.files.lost(entry, 'deleted_while_stopped', bytes, {
+      file: `${entry.realPath}.*`,
+      from: savedAt,
+      to: oldest.start,
+    });
+  }
+
+  /** False when the entry's file is gone; true when found (or open, or recovered already). */
+  recover(entry: CheckpointEntry): Promise<boolean> {
+    if (this.files.isOpen(entry.key)) return Promise.resolve(true);
+    const running = this.recovering.get(entry.key);
+    if (running !== undefined) return running;
+    const known = this.outcomes.get(entry.key);
+    if (known !== undefined) return Promise.resolve(known);
+    // Recovered already: the entry is dropped once read.
+    if (this.deps.checkpoints.get(entry.key) !== entry) return Promise.resolve(true);
+    const work = this.lookFor(entry).then(
+      (found) => {
+        this.outcomes.set(entry.key, found);
+        return found;
+      },
+      (err: unknown) => {
+        throw err;
+      },
+    );
+    work.finally(() => this.recovering.delete(entry.key)).catch(() => {});
+    this.recovering.set(entry.key, work);
+    return work;
+  }
+
+  private async lookFor(entry: CheckpointEntry): Promise<boolean> {
+    const found = await this.recoverRotated(entry);
+    if (!found) {
+      // The last size seen: what was left of it when the module stopped (at least).
+      await this.files.lost(entry, 'deleted_while_stopped', entry.size - entry.offset, {
+        file: entry.realPath,
+        from: entry.offset,
+        to: entry.size,
+      });
+      this.deps.checkpoints.drop(entry);
+    }
+    return found;
   }
 
   /** True when the entry's file was found (or the module stopped meanwhile: the entry is kept). */
@@ -64,6 +151,8 @@ export class RestartRecovery {
     } catch {
       return false;
     }
+    // A file checkpointed while empty cannot be recognized (its inode may hold another file now).
+    if (entry.fp.len === 0) return false;
     const candidates = names
       .filter((n) => n === base || (n.startsWith(`${base}.`) && !n.endsWith('.gz')))
       .map((n) => join(dir, n));
@@ -89,16 +178,21 @@ export class RestartRecovery {
         await fh.close();
         return true;
       }
-      this.files.start(entry, enrichment, {
-        fh: openFile(fh),
-        path: entry.path,
-        dev: st.dev,
-        ino: st.ino,
-        start: entry.offset,
-        size,
-        fp: entry.fp,
-        following: false,
-      });
+      this.files.start(
+        entry,
+        enrichment,
+        {
+          fh: openFile(fh),
+          path: entry.path,
+          dev: st.dev,
+          ino: st.ino,
+          start: entry.offset,
+          size,
+          fp: entry.fp,
+          following: false,
+        },
+        rotationStamp(base, basename(candidate)),
+      );
       await this.drainNewerRotations(entry, dir, names, basename(candidate));
       return true;
     }
@@ -107,7 +201,7 @@ export class RestartRecovery {
 
   /**
    * A gzipped file has a new inode, so the checkpoint's file is recognized by the fingerprint of
-   * its first bytes, decompressed; it is read from the checkpoint to its end.
+   * its first bytes (decompressing only those); it is read from the checkpoint to its end, streamed.
    */
   private async recoverCompressed(entry: CheckpointEntry, dir: string, names: string[]): Promise<boolean> {
     const base = basename(entry.realPath);
@@ -115,36 +209,42 @@ export class RestartRecovery {
     for (const name of names) {
       if (!name.startsWith(`${base}.`) || !name.endsWith('.gz')) continue;
       const candidate = join(dir, name);
-      let content: Buffer;
+      let file: TailFile | undefined;
       try {
-        content = await readGzipped(candidate);
+        file = await openGzipped(candidate);
+        const fp = await fingerprint(file, entry.fp.len);
+        if (fp.hash !== entry.fp.hash || fp.len !== entry.fp.len) continue;
+        if (this.files.stopped) return true;
+        this.deps.log.info(
+          { file: candidate, offset: entry.offset },
+          'draining a log file rotated and compressed while stopped',
+        );
+        const enrichment = await this.deps.enricher.resolve(entry);
+        if (this.files.stopped) return true;
+        this.files.start(
+          entry,
+          enrichment,
+          {
+            fh: file,
+            path: entry.path,
+            // Not followed: the identity is never compared.
+            dev: 0n,
+            ino: 0n,
+            start: entry.offset,
+            size: entry.offset,
+            fp: entry.fp,
+            following: false,
+          },
+          rotationStamp(base, name),
+        );
+        file = undefined;
+        await this.drainNewerRotations(entry, dir, names, name);
+        return true;
       } catch (err) {
         this.deps.log.warn({ err, file: candidate, code: 'IO' }, 'cannot decompress a rotated log file');
-        continue;
+      } finally {
+        await file?.close().catch(() => {});
       }
-      const file = memoryFile(content);
-      const fp = await fingerprint(file, entry.fp.len);
-      if (fp.hash !== entry.fp.hash || fp.len !== entry.fp.len || entry.offset > content.length) continue;
-      if (this.files.stopped) return true;
-      this.deps.log.info(
-        { file: candidate, offset: entry.offset, bytes: content.length },
-        'draining a log file rotated and compressed while stopped',
-      );
-      const enrichment = await this.deps.enricher.resolve(entry);
-      if (this.files.stopped) return true;
-      this.files.start(entry, enrichment, {
-        fh: file,
-        path: entry.path,
-        // Not followed: the identity is never compared.
-        dev: 0n,
-        ino: 0n,
-        start: entry.offset,
-        size: content.length,
-        fp: entry.fp,
-        following: false,
-      });
-      await this.drainNewerRotations(entry, dir, names, name);
-      return true;
     }
     return false;
   }
@@ -159,14 +259,16 @@ export class RestartRecovery {
     entry: CheckpointEntry,
     dir: string,
     names: string[],
-    found: string,
+    found: string | undefined,
   ): Promise<void> {
     const base = basename(entry.realPath);
-    const after = rotationStamp(base, found);
+    const after = found === undefined ? '' : rotationStamp(base, found);
     if (after === undefined) return;
     for (const name of [...names].sort()) {
       const stamp = rotationStamp(base, name);
       if (stamp === undefined || stamp <= after || this.files.stopped) continue;
+      // Both the plain file and its .gz (being written): the plain one.
+      if (name.endsWith('.gz') && names.includes(name.slice(0, -3))) continue;
       const path = join(dir, name);
       if (this.siblings.has(path)) continue;
       this.siblings.add(path);
@@ -187,10 +289,9 @@ export class RestartRecovery {
     let size: number;
     let st: { dev: bigint; ino: bigint } = { dev: 0n, ino: 0n };
     if (path.endsWith('.gz')) {
-      const content = await readGzipped(path);
-      file = memoryFile(content);
-      size = content.length;
-      const whole = await fingerprint(file, Math.min(size, FINGERPRINT_BYTES));
+      file = await openGzipped(path);
+      size = 0;
+      const whole = await fingerprint(file, FINGERPRINT_BYTES);
       dev = '0';
       ino = `gz~${whole.hash}`;
     } else {
@@ -203,7 +304,7 @@ export class RestartRecovery {
       ino = `${s.ino}`;
     }
     const key = identityKey(dev, ino);
-    const fp = await fingerprint(file, Math.min(size, FINGERPRINT_BYTES));
+    const fp = await fingerprint(file, FINGERPRINT_BYTES);
     let known = this.files.isOpen(key) || this.deps.checkpoints.get(key) !== undefined || fp.len === 0;
     for (const e of this.deps.checkpoints.all()) {
       if (known) break;
@@ -220,16 +321,13 @@ export class RestartRecovery {
       'draining a log file rotated away while stopped, never read',
     );
     const tracked = this.deps.checkpoints.track(key, dev, ino, fp, 0, entry.path, entry.realPath);
+    tracked.size = size;
     const enrichment = await this.deps.enricher.resolve(tracked);
-    this.files.start(tracked, enrichment, {
-      fh: file,
-      path: entry.path,
-      dev: st.dev,
-      ino: st.ino,
-      start: 0,
-      size,
-      fp,
-      following: false,
-    });
+    this.files.start(
+      tracked,
+      enrichment,
+      { fh: file, path: entry.path, dev: st.dev, ino: st.ino, start: 0, size, fp, following: false },
+      rotationStamp(basename(entry.realPath), basename(path)),
+    );
   }
 }

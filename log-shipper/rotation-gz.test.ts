@@ -1,15 +1,14 @@
-import { appendFileSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../shared/logger.ts';
-import { Lab, tempDir, waitFor } from '../test/lab/index.ts';
+import { Lab, waitFor } from '../test/lab/index.ts';
 import {
   criLine,
   fakeContainer,
+  fileSinkNode,
   readRecords,
   startRun,
-  testConfig,
   writeLines,
 } from '../test/support/log-shipper/harness.ts';
 import { createLogsModule } from './index.ts';
@@ -25,25 +24,7 @@ const lab = new Lab();
 afterEach(() => lab.cleanup());
 
 async function setup() {
-  const dir = await tempDir('logs-gz', lab);
-  const root = join(dir, 'containers');
-  const pods = join(dir, 'pods');
-  const out = join(dir, 'out.jsonl');
-  mkdirSync(root, { recursive: true });
-  const config = testConfig({
-    node: { name: 'node-gz' },
-    dataDir: join(dir, 'data'),
-    logs: {
-      root,
-      sink: 'file',
-      file: { path: out },
-      pollInterval: '50ms',
-      rescanInterval: '500ms',
-      rotateWait: '300ms',
-      checkpointInterval: '100ms',
-      batch: { wait: '20ms' },
-    },
-  });
+  const { root, pods, out, config } = await fileSinkNode(lab, 'logs-gz');
   const module = createLogsModule({ config, log: createLogger('silent') });
   return { root, pods, out, module };
 }

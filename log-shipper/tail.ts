@@ -66,7 +66,7 @@ export class BufferPool {
   }
 }
 
-/** What a tailer reads: an open file, or a rotated `.gz` decompressed into memory. */
+/** What a tailer reads: an open file, or a rotated `.gz` decompressed as it is read (rotated-files.ts). */
 export interface TailFile extends PositionalReader {
   /** Synchronous: on a local file system an fstat takes microseconds, the thread pool far more. */
   stat(): { size: number; nlink: number };
@@ -78,19 +78,6 @@ export function openFile(fh: FileHandle): TailFile {
     read: (buffer, offset, length, position) => fh.read(buffer, offset, length, position),
     stat: () => fstatSync(fh.fd),
     close: () => fh.close(),
-  };
-}
-
-/** A file's content in memory, as if it were a file already deleted (drained, then closed). */
-export function memoryFile(content: Buffer): TailFile {
-  return {
-    async read(buffer, offset, length, position) {
-      const n = Math.max(0, Math.min(length, content.length - position));
-      content.copy(buffer, offset, position, position + n);
-      return { bytesRead: n };
-    },
-    stat: () => ({ size: content.length, nlink: 0 }),
-    close: async () => {},
   };
 }
 
@@ -118,6 +105,11 @@ export class Tailer {
   /** Largest size seen, for the checkpoint lag. */
   size: number;
   following: boolean;
+  /**
+   * A newer file of the same path waits behind this one: the runtime reopened its log, so once
+   * renamed this file cannot grow any more and is closed at its end without waiting rotateWait.
+   */
+  successor = false;
   private fp: Fingerprint;
   private readonly options: TailOptions;
   private readonly pool: BufferPool;
@@ -132,6 +124,8 @@ export class Tailer {
   private cont = false;
   private stopped = false;
   private lastGrowth = Date.now();
+  /** After a poll's sleep: check the first bytes before reading on (copytruncate regrown past the offset). */
+  private verify = false;
   private wakeUp: (() => void) | undefined;
 
   constructor(
@@ -174,6 +168,10 @@ export class Tailer {
         // they take microseconds, a round trip through the libuv thread pool costs far more.
         const st = this.fh.stat();
         if (st.size > this.size) this.size = st.size;
+        if (this.verify) {
+          this.verify = false;
+          if (this.following && st.size >= this.position && (await this.replaced())) continue;
+        }
         if (st.size > this.position) {
           if ((await this.readOnce()) > 0) {
             this.lastGrowth = Date.now();
@@ -185,14 +183,20 @@ export class Tailer {
         if (this.following) {
           // Truncated or renamed: read again at once (lines may have come just before a rename).
           if (await this.checkFollowed(st.size, st.nlink)) continue;
-        } else if (st.nlink === 0 || Date.now() - this.lastGrowth >= this.options.rotateWait) {
+        } else if (
+          st.nlink === 0 ||
+          this.successor ||
+          Date.now() - this.lastGrowth >= this.options.rotateWait
+        ) {
           // Deleted: nobody can write to it by name any more. Renamed: the writer may, until it
-          // reopens, so it is kept until it has not grown for rotateWait.
+          // reopens (a newer file at the path says it did), so it is kept until it has not grown
+          // for rotateWait.
           this.finish();
           return;
         }
         this.releaseBuffer();
         await this.sleep();
+        this.verify = true;
       }
     } finally {
       if (this.buf !== undefined) this.pool.give(this.buf);
@@ -284,14 +288,7 @@ export class Tailer {
   /** At the end of the data: truncated? does the path still name this file? */
   private async checkFollowed(size: number, nlink: number): Promise<boolean> {
     if (size < this.position) {
-      this.position = 0;
-      this.size = size;
-      this.bufEnd = 0;
-      this.scan = 0;
-      this.searchFrom = 0;
-      this.cont = false;
-      this.fp = await fingerprint(this.fh, Math.min(size, FINGERPRINT_BYTES));
-      this.out.truncated(this.fp);
+      await this.startOver(size);
       return true;
     }
     const named = statSync(this.path, { bigint: true, throwIfNoEntry: false });
@@ -303,6 +300,31 @@ export class Tailer {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Truncated and written again past the offset between two polls (copytruncate under load): the
+   * size alone does not tell, the first bytes do. One read of at most 256 bytes per poll, and only
+   * after an idle poll: a file read at full speed never sleeps.
+   */
+  private async replaced(): Promise<boolean> {
+    if (this.fp.len === 0 || this.position === 0) return false;
+    const now = await fingerprint(this.fh, this.fp.len);
+    if (now.len === this.fp.len && now.hash === this.fp.hash) return false;
+    await this.startOver(this.fh.stat().size);
+    return true;
+  }
+
+  /** The file was truncated (copytruncate): reading starts over at 0. */
+  private async startOver(size: number): Promise<void> {
+    this.position = 0;
+    this.size = size;
+    this.bufEnd = 0;
+    this.scan = 0;
+    this.searchFrom = 0;
+    this.cont = false;
+    this.fp = await fingerprint(this.fh, Math.min(size, FINGERPRINT_BYTES));
+    this.out.truncated(this.fp);
   }
 
   private finish(): void {

@@ -5,7 +5,15 @@ import { createPlatformaticKafkaSink } from './kafka-platformatic.ts';
 import type { Sink, SinkName } from './sink.ts';
 import { createStdoutSink } from './stdout.ts';
 
-export { reasonOf, SINK_NAMES, type Sink, type SinkName, type SinkRecord } from './sink.ts';
+export {
+  type Refusal,
+  reasonOf,
+  refusalOf,
+  SINK_NAMES,
+  type Sink,
+  type SinkName,
+  type SinkRecord,
+} from './sink.ts';
 
 export interface SinkOptions {
   sink: SinkName;

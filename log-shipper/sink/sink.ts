@@ -63,6 +63,31 @@ export function isTlsFailure(err: unknown, depth = 0): boolean {
   );
 }
 
+export type Refusal = 'topic' | 'record';
+
+/** Kafka errors that refuse a topic for good: sending again, or sending the other topics' records along, cannot help. */
+const TOPIC_REFUSALS = new Set([
+  'TOPIC_AUTHORIZATION_FAILED',
+  'INVALID_TOPIC_EXCEPTION',
+  'POLICY_VIOLATION',
+  'INVALID_REPLICATION_FACTOR',
+]);
+/** Kafka errors that refuse a record (or a request holding it) for good. */
+const RECORD_REFUSALS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD']);
+
+/**
+ * Whether a failed send was a permanent refusal of a topic or of a record, rather than a failure
+ * to retry. UNKNOWN_TOPIC_OR_PARTITION is retriable in Kafka (a topic being created); once it
+ * `persisted` (the broker creates no topics, or not that one) it refuses the topic.
+ */
+export function refusalOf(err: unknown, persisted = false): Refusal | undefined {
+  const reason = reasonOf(err);
+  if (TOPIC_REFUSALS.has(reason)) return 'topic';
+  if (RECORD_REFUSALS.has(reason)) return 'record';
+  if (persisted && reason === 'UNKNOWN_TOPIC_OR_PARTITION') return 'topic';
+  return undefined;
+}
+
 export function reasonOf(err: unknown): string {
   if (err instanceof NodewardError && typeof err.details['reason'] === 'string') return err.details['reason'];
   return 'unknown';

@@ -33,7 +33,7 @@ export const logsSchema = z
       .enum(['beginning', 'end'])
       .default('beginning')
       .describe(
-        'Where to start in files that have no checkpoint and already exist at the first start; files that appear later are always read from the beginning.',
+        'Where to start in files that already exist at the very first start (no checkpoint file at all under dataDir); files that appear later, also while the module was down, are always read from the beginning.',
       ),
     maxLineBytes: size()
       .prefault('64KiB')
@@ -59,9 +59,9 @@ export const logsSchema = z
         'How long a renamed (rotated) file keeps being read after it last grew, before it is closed.',
       ),
     checkpointInterval: duration()
-      .prefault('5s')
+      .prefault('1s')
       .describe(
-        'How often acknowledged offsets are persisted to <dataDir>/logs/checkpoints.json (also on shutdown).',
+        'How often acknowledged offsets are persisted to <dataDir>/logs/checkpoints.json (also on shutdown), when they moved: after a crash, about this much of the lines is shipped again. Measured: ≈ 1.4 ms CPU and 3 ms wall per write of 200 files (tmp + fsync + rename).',
       ),
     flushTimeout: duration()
       .prefault('5s')
@@ -91,7 +91,7 @@ export const logsSchema = z
         giveUpAfter: duration()
           .prefault('2m')
           .describe(
-            'How long a batch is retried before the module fails with SINK_UNAVAILABLE and the agent restarts it (nothing acknowledged is lost).',
+            'How long a batch is retried before the module reports not ready (SINK_UNAVAILABLE) and reopens the sink; retries go on, files stay open (nothing is lost, not even files the kubelet deletes meanwhile).',
           ),
       })
       .prefault({})
@@ -130,6 +130,12 @@ export const logsSchema = z
             'Kafka client library behind the sink: kafkajs, or platformatic (@platformatic/kafka; measured here with less CPU per line and more lines/s than kafkajs, see log-shipper/README.md). Same semantics either way (acks, compression, key, partition, retries, error codes).',
           ),
         clientId: z.string().min(1).default('nodeward').describe('Kafka client id.'),
+        deadLetterTopic: z
+          .string()
+          .default('')
+          .describe(
+            "Topic for records the brokers refuse for good (topic not authorised, invalid or never created; record too large): a refused topic's records as they were, a refused record as an envelope with the reason and its first KiB. Empty: such records are dropped. Either way counted in nodeward_logs_records_refused_total and logged with the pod; the other records are delivered.",
+          ),
         acks: z
           .union([z.literal(-1), z.literal(1)], {
             error: (issue) =>

@@ -6,7 +6,7 @@ import type { LogRecord } from '../../../log-shipper/record.ts';
 import type { Sink, SinkRecord } from '../../../log-shipper/sink/index.ts';
 import { type Config, type ConfigInput, configSchema } from '../../../shared/config/index.ts';
 import type { AgentModule } from '../../../shared/module.ts';
-import type { Lab } from '../../lab/index.ts';
+import { type Lab, tempDir } from '../../lab/index.ts';
 
 /**
  * Test helpers shaped like a kubelet node: /var/log/pods/<ns>_<pod>_<uid>/<container>/0.log and
@@ -136,4 +136,31 @@ export async function sendOnce(sink: Sink, records: readonly SinkRecord[]): Prom
 /** The values read back equal the values sent, in any order (partitions interleave). */
 export function sameValues(got: readonly { value: string | null }[], sent: readonly SinkRecord[]): void {
   expect(got.map((r) => r.value).sort()).toEqual(sent.map((r) => r.value.toString()).sort());
+}
+
+/**
+ * A temp node for a file-sink run: `containers/` (the root, created), `pods/`, `out.jsonl` and a
+ * config polling fast (50 ms), checkpointing every 100 ms; `logs` overrides any of it.
+ */
+export async function fileSinkNode(lab: Lab, prefix: string, logs: Record<string, unknown> = {}) {
+  const dir = await tempDir(prefix, lab);
+  const root = join(dir, 'containers');
+  const out = join(dir, 'out.jsonl');
+  mkdirSync(root, { recursive: true });
+  const config = testConfig({
+    node: { name: `node-${prefix}` },
+    dataDir: join(dir, 'data'),
+    logs: {
+      root,
+      sink: 'file',
+      file: { path: out },
+      pollInterval: '50ms',
+      rescanInterval: '500ms',
+      rotateWait: '300ms',
+      checkpointInterval: '100ms',
+      batch: { wait: '20ms' },
+      ...logs,
+    },
+  });
+  return { dir, root, pods: join(dir, 'pods'), out, config };
 }
