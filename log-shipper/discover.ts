@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { NodewardError } from '../shared/errors.ts';
@@ -45,6 +45,15 @@ export function createDiscovery(
   const remove = (path: string) => {
     if (known.delete(path)) events.removed(path);
   };
+  // chokidar follows the symlink and reports `unlink` when its target goes away, which the
+  // kubelet's rotation does for a moment (0.log renamed, the runtime not yet reopened): the
+  // link itself is still there, so the path stays known and its chain of files goes on.
+  const unlinked = (path: string) => {
+    lstat(path).then(
+      () => events.changed(path),
+      () => remove(path),
+    );
+  };
 
   async function rescan(): Promise<void> {
     let names: string[];
@@ -70,7 +79,7 @@ export function createDiscovery(
       });
       watcher = w;
       w.on('add', add);
-      w.on('unlink', remove);
+      w.on('unlink', unlinked);
       w.on('change', (path) => {
         // Before start() returns, the initial paths are opened by the caller, as initial files.
         if (!started) known.add(path);

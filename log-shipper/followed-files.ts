@@ -61,9 +61,17 @@ interface PathChain {
   readonly done: DoneFile[];
   /** A file was followed at the path (not only files restart recovery found). */
   hadLive: boolean;
+  /** When the chain ran out of files while discovery no longer reported its path. */
+  emptySince?: number;
 }
 
 const DONE_KEPT = 16;
+/**
+ * How long an empty chain of a path discovery dropped is remembered: should the path come back
+ * (a watch that saw the link's target renamed away, a symlink recreated), its rotations already
+ * read or skipped are not taken for older ones, nor its new ones for rotations before its time.
+ */
+const FORGET_AFTER_MS = 10 * 60_000;
 
 export class FollowedFiles implements FileOwner, Drains {
   private readonly deps: FollowedFilesDeps;
@@ -76,6 +84,8 @@ export class FollowedFiles implements FileOwner, Drains {
   private readonly opening = new Set<string>();
   /** Paths discovery reports; tick() retries those that could not be opened yet. */
   private readonly known = new Set<string>();
+  /** Paths present when the module started: their older rotations are restart recovery's. */
+  private readonly initialPaths = new Set<string>();
   /** Paths that failed to open, and when: retried after rescanInterval, not on every event. */
   private readonly failed = new Map<string, number>();
   private stopRequested = false;
@@ -108,11 +118,13 @@ export class FollowedFiles implements FileOwner, Drains {
   /** Discovery found a path; `initial`: it was there when the module started. */
   async added(path: string, initial = false): Promise<void> {
     this.known.add(path);
+    if (initial) this.initialPaths.add(path);
     await this.follow(path, initial);
   }
 
   removed(path: string): void {
     this.known.delete(path);
+    this.initialPaths.delete(path);
     this.failed.delete(path);
     for (const f of this.chains.get(path)?.members ?? []) f.tailer.wake();
   }
@@ -129,7 +141,13 @@ export class FollowedFiles implements FileOwner, Drains {
    */
   tick(): void {
     for (const path of this.known) void this.follow(path, false);
-    for (const chain of this.chains.values()) {
+    const now = Date.now();
+    for (const [path, chain] of this.chains) {
+      if (chain.emptySince !== undefined && now - chain.emptySince > FORGET_AFTER_MS) {
+        if (chain.members.length === 0 && !this.known.has(path)) this.chains.delete(path);
+        else chain.emptySince = undefined;
+        continue;
+      }
       for (const m of chain.members) {
         if (m.entry.fp.len >= FINGERPRINT_BYTES || this.isReading(m)) continue;
         // Waiting with a short fingerprint (opened nearly empty): take it again from the held
@@ -229,7 +247,7 @@ export class FollowedFiles implements FileOwner, Drains {
       });
       fh = undefined;
       file.live = true;
-      await this.append(path, file, realPath);
+      await this.append(path, file, realPath, this.initialPaths.has(path));
       this.failed.delete(path);
     } catch (err) {
       // Gone between the event and the open: the next event or tick() tries again.
@@ -244,17 +262,20 @@ export class FollowedFiles implements FileOwner, Drains {
   }
 
   /** The path names a new file: it goes last in the path's chain, after any rotation missed meanwhile. */
-  private async append(path: string, file: FollowedFile, realPath: string): Promise<void> {
+  private async append(path: string, file: FollowedFile, realPath: string, initial: boolean): Promise<void> {
     let chain = this.chains.get(path);
     if (chain === undefined) {
       chain = { path, members: [], highWater: undefined, running: false, done: [], hadLive: false };
       this.chains.set(path, chain);
     }
-    if (chain.hadLive) {
+    if (chain.hadLive || !initial) {
+      // A path that appeared while the module ran: its container is new, and any rotation it
+      // already has (discovery was slower than the kubelet) is read first.
       await this.catchUp(chain, realPath);
+      chain.hadLive = true;
     } else {
-      // The first file seen at the path: rotations already there are older. Restart recovery
-      // reads those a checkpoint knows; the others were rotated before the module read the path.
+      // Present at the start: rotations already there are older. Restart recovery reads those a
+      // checkpoint knows; the others were rotated before the module read the path.
       const newest = (await listRotations(dirname(realPath), basename(realPath))).at(-1)?.stamp;
       if (newest !== undefined && (chain.highWater === undefined || newest > chain.highWater))
         chain.highWater = newest;
@@ -525,9 +546,10 @@ export class FollowedFiles implements FileOwner, Drains {
     if (this.holding || chain.running || this.stopRequested) return;
     const head = chain.members[0];
     if (head === undefined) {
-      if (!this.known.has(chain.path)) this.chains.delete(chain.path);
+      if (!this.known.has(chain.path)) chain.emptySince = Date.now();
       return;
     }
+    chain.emptySince = undefined;
     chain.running = true;
     const d = this.deps;
     const run = head.tailer

@@ -1,17 +1,15 @@
 import { appendFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../shared/logger.ts';
 import { Lab, waitFor } from '../test/lab/index.ts';
 import {
   criLine,
   fakeContainer,
-  fileSinkNode,
+  fileSinkModule,
   readRecords,
   startRun,
   writeLines,
 } from '../test/support/log-shipper/harness.ts';
-import { createLogsModule } from './index.ts';
 import type { LogRecord } from './record.ts';
 
 /**
@@ -23,11 +21,7 @@ import type { LogRecord } from './record.ts';
 const lab = new Lab();
 afterEach(() => lab.cleanup());
 
-async function setup() {
-  const { root, pods, out, config } = await fileSinkNode(lab, 'logs-gz');
-  const module = createLogsModule({ config, log: createLogger('silent') });
-  return { root, pods, out, module };
-}
+const setup = () => fileSinkModule(lab, 'logs-gz');
 
 let clock = Date.UTC(2026, 10, 22, 3, 0, 0);
 /** The kubelet's rotated name: `<file>.<YYYYMMDD-hhmmss>`, one second apart. */

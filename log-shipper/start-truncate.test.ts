@@ -1,25 +1,20 @@
 import { truncateSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../shared/logger.ts';
 import { Lab, waitFor } from '../test/lab/index.ts';
 import {
   fakeContainer,
-  fileSinkNode,
+  fileSinkModule,
   readRecords,
   startRun,
   writeLines,
 } from '../test/support/log-shipper/harness.ts';
-import { createLogsModule } from './index.ts';
 
 /** readFrom: end at the very first start only; copytruncate regrown past the offset between two polls. */
 
 const lab = new Lab();
 afterEach(() => lab.cleanup());
 
-async function setup(logs: Record<string, unknown> = {}) {
-  const node = await fileSinkNode(lab, 'logs-start', logs);
-  return { ...node, module: createLogsModule({ config: node.config, log: createLogger('silent') }) };
-}
+const setup = (logs: Record<string, unknown> = {}) => fileSinkModule(lab, 'logs-start', logs);
 
 const range = (prefix: string, from: number, to: number) =>
   Array.from({ length: to - from }, (_, i) => `${prefix}-${from + i}`);

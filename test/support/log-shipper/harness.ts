@@ -2,9 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import { createLogsModule } from '../../../log-shipper/index.ts';
 import type { LogRecord } from '../../../log-shipper/record.ts';
 import type { Sink, SinkRecord } from '../../../log-shipper/sink/index.ts';
 import { type Config, type ConfigInput, configSchema } from '../../../shared/config/index.ts';
+import { createLogger } from '../../../shared/logger.ts';
 import type { AgentModule } from '../../../shared/module.ts';
 import { type Lab, tempDir } from '../../lab/index.ts';
 
@@ -163,4 +165,10 @@ export async function fileSinkNode(lab: Lab, prefix: string, logs: Record<string
     },
   });
   return { dir, root, pods: join(dir, 'pods'), out, config };
+}
+
+/** fileSinkNode plus the logs module on its config, logging nothing. */
+export async function fileSinkModule(lab: Lab, prefix: string, logs: Record<string, unknown> = {}) {
+  const node = await fileSinkNode(lab, prefix, logs);
+  return { ...node, module: createLogsModule({ config: node.config, log: createLogger('silent') }) };
 }
