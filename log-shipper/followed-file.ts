@@ -44,6 +44,8 @@ export class FollowedFile implements TailOutput, ParseOutput, BatchOwner {
   tailer!: Tailer;
   /** The watched path names this file (it is the newest of its path). */
   live = false;
+  /** When it was opened: a file of an unknown pod waits for the pod's metadata from then on. */
+  readonly openedAt = Date.now();
   /** Its kubelet rotation stamp once it is known to be rotated (`0.log.<stamp>`), for ordering. */
   stamp: string | undefined;
   /** Partials of the previous file were handed over: that file's end is acknowledged with them. */
@@ -82,6 +84,12 @@ export class FollowedFile implements TailOutput, ParseOutput, BatchOwner {
         this.deps.multilineTimeout,
         () => this.counts.flush(),
       );
+  }
+
+  /** Pod metadata is configured but does not know this file's pod (looked up again in its cache). */
+  podUnknown(): boolean {
+    if (this.labels.refresh()) this.groupIfAsked();
+    return this.labels.podUnknown;
   }
 
   /** Shutting down: no record leaves on a timer any more; the unacknowledged ones are read again. */

@@ -34,6 +34,8 @@ export interface FollowedFilesOptions extends TailOptions {
   readFrom: 'beginning' | 'end';
   /** How long a path that failed to open (other than by vanishing) waits before the next try. */
   rescanInterval: number;
+  /** How long a file of a pod the pod metadata does not know yet waits unread for it. */
+  unknownPodWait: number;
 }
 
 export interface FollowedFilesDeps extends FollowedFileDeps {
@@ -541,6 +543,27 @@ export class FollowedFiles implements FileOwner, Drains {
     }
   }
 
+  /**
+   * A file whose pod the metadata does not know yet (the pod is younger than the last fetch, or
+   * the watch lags) is not read until it does, for at most unknownPodWait from its opening: its
+   * lines wait on disk, so an excluded pod ships none and every record gets its workload labels.
+   */
+  private async awaitPod(file: FollowedFile): Promise<void> {
+    const { unknownPodWait, pollInterval } = this.deps.options;
+    const deadline = file.openedAt + unknownPodWait;
+    while (!this.stopRequested && Date.now() < deadline && file.podUnknown()) {
+      // A lookup of a pod not known yet makes the source fetch (rate limited) or wait for its watch.
+      await this.deps.enricher.resolve(file.entry);
+      if (!file.podUnknown()) return;
+      await new Promise((r) => setTimeout(r, Math.min(pollInterval, Math.max(0, deadline - Date.now()))));
+    }
+    if (!this.stopRequested && file.podUnknown() && unknownPodWait > 0)
+      this.deps.log.info(
+        { file: file.entry.realPath, waitedMs: unknownPodWait },
+        'pod metadata does not know the pod of this log file; shipping its lines with the labels of its file name',
+      );
+  }
+
   /** Reads the chain's oldest file; when it is done, the next. */
   private runHead(chain: PathChain): void {
     if (this.holding || chain.running || this.stopRequested) return;
@@ -552,8 +575,8 @@ export class FollowedFiles implements FileOwner, Drains {
     chain.emptySince = undefined;
     chain.running = true;
     const d = this.deps;
-    const run = head.tailer
-      .run()
+    const run = this.awaitPod(head)
+      .then(() => head.tailer.run())
       .catch((err: unknown) => {
         if (head.live) this.failed.set(chain.path, Date.now());
         d.log.error(

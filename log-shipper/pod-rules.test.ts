@@ -222,4 +222,46 @@ describe('log shipper: exclusion, rate limit and multi-line records, per pod', (
         .map((r) => r.message),
     ).toEqual(['2026-11-22 ERROR again\n\tat c(C.java:3)\n\tat d(D.java:4)', '2026-11-22 INFO done']);
   });
+
+  it('waits for the metadata of a pod it does not know yet: its rules and labels apply from its first line', async () => {
+    const { kubelet, root, pods, out, module } = await setup({ unknownPodWait: '2s' });
+    const run = startRun(module, lab);
+    await run.ready;
+    // The runtime writes before the kubelet's /pods lists the pod.
+    const ids = { quiet: 'b'.repeat(64), web: 'c'.repeat(64), ghost: 'd'.repeat(64) };
+    const quiet = fakeContainer(root, pods, 'shop', 'quiet-1', 'app', { id: ids.quiet });
+    const web = fakeContainer(root, pods, 'shop', 'web-5d8f9c7b6-x2x9q', 'app', { id: ids.web });
+    const ghost = fakeContainer(root, pods, 'shop', 'ghost-1', 'app', { id: ids.ghost });
+    for (const c of [quiet, web, ghost]) writeLines(c.file, c.pod, 0, 20);
+    // Several fetches and polls: read at once, these lines would have left already.
+    await new Promise((r) => setTimeout(r, 700));
+    expect(readRecords(out)).toEqual([]);
+    kubelet.add({
+      namespace: 'shop',
+      name: quiet.pod,
+      uid: quiet.uid,
+      annotations: { 'nodeward.io/logs': 'false' },
+      containers: [{ name: 'app', id: ids.quiet }],
+    });
+    kubelet.add({
+      namespace: 'shop',
+      name: web.pod,
+      uid: web.uid,
+      owner: { kind: 'ReplicaSet', name: 'web-5d8f9c7b6' },
+      labels: { 'pod-template-hash': '5d8f9c7b6' },
+      containers: [{ name: 'app', id: ids.web }],
+    });
+    // The ghost is never listed: after unknownPodWait its lines go with the file name's labels.
+    await waitFor(() => readRecords(out).length >= 40, { what: '40 lines', timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    await run.stop();
+    const got = readRecords(out);
+    const byPod = (name: string) => got.filter((r) => r.labels.pod === name);
+    expect(got).toHaveLength(40);
+    expect(byPod(quiet.pod)).toEqual([]);
+    expect(byPod(web.pod).map((r) => r.labels.deployment)).toEqual(Array(20).fill('web'));
+    expect(
+      byPod(ghost.pod).map((r) => [r.labels.namespace, r.labels.container, r.labels.deployment]),
+    ).toEqual(Array(20).fill(['shop', 'app', undefined]));
+  });
 });

@@ -58,6 +58,11 @@ export const logsSchema = z
       .describe(
         'How long a renamed (rotated) file keeps being read after it last grew, before it is closed.',
       ),
+    unknownPodWait: duration()
+      .prefault('10s')
+      .describe(
+        'A file of a pod the pod metadata does not know yet is left unread (its lines wait on disk) until the pod is known, for at most this long: its rules (exclusion, rate limit, multi-line) and workload labels then apply from its first line. After it, its lines are shipped with the labels of the file name. 0: no wait.',
+      ),
     checkpointInterval: duration()
       .prefault('1s')
       .describe(
