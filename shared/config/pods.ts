@@ -62,6 +62,11 @@ export const podsSchema = z
           .describe(
             'Length of one watch request (timeoutSeconds, jittered between this and twice it, as client-go does); then it is renewed from where it was.',
           ),
+        watchIdleTimeout: duration()
+          .prefault('150s')
+          .describe(
+            'A watch that brings nothing, not even a bookmark (the API server sends one about once a minute), for this long is taken for dead and renewed from where it was: a connection dropped without a FIN looks just quiet.',
+          ),
         resolveWait: duration()
           .prefault('1s')
           .describe(

@@ -3,6 +3,7 @@ import { waitFor } from '../../test/lab/wait.ts';
 import { type FakeApiServer, tempFakeApiServer } from '../../test/support/pods/fake-apiserver.ts';
 import { configSchema } from '../config/index.ts';
 import { type Kube, KubeError, type Lookup, nodePlacement, sharedKube } from './index.ts';
+import { jittered } from './reflector.ts';
 
 /**
  * Namespaces and Nodes from the API server against test/support/pods/fake-apiserver.ts, which
@@ -171,5 +172,15 @@ describe('node placement (fresh reads for the cluster GC)', () => {
         'node-b',
       ),
     ).rejects.toMatchObject({ reason: 'unreachable' });
+  });
+});
+
+describe('reconnect backoff', () => {
+  it('spreads each delay over [d/2, 3d/2), so agents that lost the API server together do not come back together', () => {
+    const draws = Array.from({ length: 200 }, () => jittered(1000));
+    expect(Math.min(...draws)).toBeGreaterThanOrEqual(500);
+    expect(Math.max(...draws)).toBeLessThan(1500);
+    // Spread, not one value: at least half of ten 100 ms buckets are hit.
+    expect(new Set(draws.map((d) => Math.floor(d / 100))).size).toBeGreaterThanOrEqual(5);
   });
 });

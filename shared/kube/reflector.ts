@@ -15,6 +15,12 @@ import type { KubeObject } from './objects.ts';
 export interface ReflectorOptions extends ApiServer {
   /** Server-side length of one watch request (timeoutSeconds), then it is renewed (ms). */
   watchTimeout: number;
+  /**
+   * A watch that brings nothing, not even a bookmark, for this long is taken for dead and renewed
+   * (ms): a connection cut without a FIN (a NAT or load balancer that dropped it) looks just quiet.
+   * Default 150 s: the API server sends a bookmark about once a minute.
+   */
+  watchIdleTimeout?: number | undefined;
   /** Reconnect delays: first, then doubling up to max (ms). */
   backoffInitial?: number | undefined;
   backoffMax?: number | undefined;
@@ -84,7 +90,7 @@ export async function reflect<T extends KubeObject>(
       });
       // A server that ends watches at once must not be hammered by reconnects.
       if (events === 0 && Date.now() - opened < 1000) {
-        await sleep(delay, signal);
+        await sleep(jittered(delay), signal);
         delay = Math.min(max, delay * 2);
       }
     } catch (err) {
@@ -100,7 +106,7 @@ export async function reflect<T extends KubeObject>(
         err instanceof KubeError ? err : new KubeError('unknown', (err as Error).message, { cause: err }),
       );
       handler.attempted();
-      await sleep(delay, signal);
+      await sleep(jittered(delay), signal);
       delay = Math.min(max, delay * 2);
     }
   }
@@ -125,10 +131,12 @@ async function watch<T extends KubeObject>(
     allowWatchBookmarks: 'true',
     timeoutSeconds: String(seconds),
   });
-  // Opening it is bounded like any request; once it answered, the socket may stay quiet for the
-  // whole watch (bookmarks come about once a minute), so the inactivity limit covers that.
+  // Opening it is bounded like any request; once it answered, the socket may stay quiet between
+  // bookmarks (about once a minute), so the inactivity limit is the idle timeout, or the whole
+  // watch when that is shorter.
   const res = await openGet(url, options, 'API server watch', signal);
-  res.socket?.setTimeout(seconds * 1000 + options.timeout);
+  const idle = Math.min(seconds * 1000, options.watchIdleTimeout ?? 150_000);
+  res.socket?.setTimeout(idle + options.timeout);
   handler.watching();
   await applyEvents(res, url, handler, advanced);
 }
@@ -174,6 +182,14 @@ async function applyEvents<T extends KubeObject>(
     lines.close();
     res.destroy();
   }
+}
+
+/**
+ * A backoff delay spread over [delay/2, 3·delay/2): 500 agents that lost the API server together
+ * (its restart) come back spread out rather than all at each doubling.
+ */
+export function jittered(delay: number): number {
+  return delay / 2 + Math.random() * delay;
 }
 
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {

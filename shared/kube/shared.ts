@@ -61,13 +61,14 @@ export function sharedKube(
 
 /** The API server of the `pods` section: pods.apiserver.url, or in-cluster; its credentials. */
 export function apiServerOf(settings: PodsConfig, env: NodeJS.ProcessEnv): ReflectorOptions {
-  const { url, tokenFile, caFile, insecureSkipVerify, watchTimeout } = settings.apiserver;
+  const { url, tokenFile, caFile, insecureSkipVerify, watchTimeout, watchIdleTimeout } = settings.apiserver;
   return {
     url: url || inClusterUrl(env),
     tokenFile,
     caFile,
     insecureSkipVerify,
     watchTimeout,
+    watchIdleTimeout,
     timeout: settings.timeout,
   };
 }

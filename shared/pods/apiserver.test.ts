@@ -143,6 +143,27 @@ describe('API-server pod source (list + watch of this node, kube-apiserver-shape
     expect(api.requests.watchFrom.at(-1)).toBe(bookmarked);
   });
 
+  it('takes a watch that brings nothing, not even a bookmark, for watchIdleTimeout for dead and watches again', async () => {
+    const api = await apiserver();
+    const s = source(api, { watchIdleTimeout: 400 });
+    await s.start();
+    await waitFor(() => api.watching === 1, { what: 'the watch to open' });
+    // Bookmarks keep a quiet watch alive.
+    for (let i = 0; i < 6; i++) {
+      api.bookmark();
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    expect(api.requests.watchFrom).toHaveLength(1);
+    // The connection dies without either end knowing: the pod comes only on a new watch.
+    api.muteWatches();
+    const pod = api.add({ namespace: 'a', name: 'after', node: NODE });
+    await waitFor(() => s.get({ namespace: 'a', name: 'after' })?.uid === pod.metadata!.uid, {
+      what: 'the pod added after the watch went dead (watchTimeout is a minute)',
+      timeoutMs: 5000,
+    });
+    expect(api.requests.list).toBe(1);
+  });
+
   it('lists again on 410 Expired, and the new list settles pods deleted meanwhile', async () => {
     const api = await apiserver();
     const old = api.add({ namespace: 'a', name: 'old', node: NODE });

@@ -95,6 +95,11 @@ export interface FakeApiServer {
   expireEverything(): void;
   /** Cuts every open watch, as an API server restart or a load balancer does. */
   dropWatches(): void;
+  /**
+   * Open watches get nothing more, and their connections stay open: a connection a NAT or load
+   * balancer dropped without telling either end. Watches opened later work.
+   */
+  muteWatches(): void;
   close(): Promise<void>;
 }
 
@@ -422,6 +427,9 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
     },
     dropWatches() {
       for (const w of watchers) w.res.socket?.destroy();
+    },
+    muteWatches() {
+      watchers.clear();
     },
     close: () =>
       new Promise<void>((resolve) => {
