@@ -14,11 +14,12 @@ import { KubeletLikeWriter } from './support/log-shipper/kubelet-writer.ts';
  * Nothing still on disk is lost, what the kubelet deleted unread is counted, duplicates stay
  * within about a second of lines.
  *
- * A soak, not in `npm test` (run it with `npm run test:soak`): on this 2-core machine under heavy
- * load it passed (0 of 1,782 on-disk lines lost, 1,765 deleted unread and counted, 0 duplicates)
- * and failed 2 of 4 runs with 62–374 on-disk lines missing around a small rotation next to a cut
- * line, while the kcat read-back was timing out too. Whether those are real losses or the slow
- * read-back is not settled yet: an open issue, not a passing test.
+ * Until the discovery fix of the dangling link (rotation-gap.test.ts) this failed 2 of 4 runs on
+ * a loaded machine with 62–374 on-disk lines missing, a whole small rotation at a time; since, 3 of
+ * 3 runs passed (1,557–2,127 on-disk lines, all there; 311–795 deleted unread, counted 569–1,222;
+ * 0 duplicates). The count is an estimate from checkpoints: lines delivered in the last checkpoint
+ * interval before the SIGKILL (about a second of them, the size of the excess) count as lost too
+ * when their file is deleted while the agent is down, hence the bounds of 0.5–2× below.
  */
 
 const skip = skipReason({ binaries: ['kcat'] });
