@@ -51,6 +51,23 @@ export const HOST_COLLECTORS = {
   cpufreq: 'node_cpu_frequency_*, node_cpu_scaling_* from /sys/devices/system/cpu/cpu*/cpufreq.',
   mdadm: 'node_md_* from /proc/mdstat (software RAID).',
   schedstat: 'node_schedstat_* per CPU from /proc/schedstat.',
+  bcache:
+    'node_bcache_* per cache set, backing and cache device from /sys/fs/bcache; no series without bcache.',
+  btrfs:
+    'node_btrfs_* per filesystem from /sys/fs/btrfs (allocation, commit times, device sizes; not the ioctl-only device errors).',
+  xfs: 'node_xfs_* per mounted XFS filesystem from /sys/fs/xfs/<device>/stats/stats.',
+  zfs: 'node_zfs_* from /proc/spl/kstat/zfs (ARC, DMU, ZIL … and per pool io, datasets, state); no series without ZFS.',
+  nfs: 'node_nfs_* from /proc/net/rpc/nfs (NFS client RPC counts and procedures).',
+  nfsd: 'node_nfsd_* from /proc/net/rpc/nfsd (NFS server).',
+  ipvs: 'node_ipvs_* from /proc/net/ip_vs_stats and ip_vs (IPVS, kube-proxy ipvs mode); no series without ip_vs.',
+  dmi: 'node_dmi_info from /sys/class/dmi/id (BIOS, board, chassis, product).',
+  edac: 'node_edac_* memory error counts from /sys/devices/system/edac/mc; no series without EDAC.',
+  fibrechannel: 'node_fibrechannel_* from /sys/class/fc_host (FC HBAs).',
+  infiniband: 'node_infiniband_* from /sys/class/infiniband (HCA ports: state, rate, counters).',
+  nvme: 'node_nvme_info, node_nvme_namespace_* from /sys/class/nvme.',
+  powersupplyclass: 'node_power_supply_* from /sys/class/power_supply (AC, batteries, USB).',
+  rapl: 'node_rapl_<zone>_joules_total from /sys/class/powercap (RAPL energy counters).',
+  tapestats: 'node_tape_* from /sys/class/scsi_tape/st*/stats.',
 } as const;
 
 export type HostCollectorName = keyof typeof HOST_COLLECTORS;
