@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../test/lab/ports.ts';
+import { agentNodeArgs } from '../lib/image-node-args.ts';
 import { cpuSeconds, rssBytes } from '../lib/proc-stats.ts';
 import { type Bench, metric } from '../types.ts';
 
@@ -43,7 +44,7 @@ const bench: Bench = {
       const [ourPort, anchorPort] = [await freePort(), await freePort()];
       const ours = spawn(
         process.execPath,
-        [NODEWARD, 'agent', '--listen', `127.0.0.1:${ourPort}`, '--log-level', 'warn'],
+        [...agentNodeArgs(), NODEWARD, 'agent', '--listen', `127.0.0.1:${ourPort}`, '--log-level', 'warn'],
         {
           cwd: dir,
           stdio: 'ignore',

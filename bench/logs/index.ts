@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -9,6 +10,7 @@ import { Lab, skipReason, startKafka, tempDir } from '../../test/lab/index.ts';
 import { freePort } from '../../test/lab/ports.ts';
 import { type Service, startService } from '../../test/lab/proc.ts';
 import { type FakeKubelet, startFakeKubelet } from '../../test/support/pods/fake-kubelet.ts';
+import { agentNodeArgs } from '../lib/image-node-args.ts';
 import { cpuSeconds } from '../lib/proc-stats.ts';
 import { type Bench, type BenchMetric, median, metric } from '../types.ts';
 import { cpuSplit } from './profile.ts';
@@ -41,10 +43,12 @@ import { cpuSplit } from './profile.ts';
 type KafkaClient = ReturnType<typeof logsSchema.parse>['kafka']['client'];
 const KAFKA_CLIENTS: readonly KafkaClient[] = ['kafkajs', 'platformatic'];
 
-/** The agent run as ours: the sources, or a bundle such as `npm run build`'s (BENCH_NODEWARD=build/nodeward.mjs). */
-const NODEWARD = resolve(
-  process.env['BENCH_NODEWARD'] ?? resolve(import.meta.dirname, '../../agent/bin/nodeward.ts'),
-);
+/**
+ * The agent run as ours: the bundle the image runs (`npm run build`, made at the start), with the
+ * image's Node flags; BENCH_NODEWARD=agent/bin/nodeward.ts runs the sources instead.
+ */
+const ROOT = resolve(import.meta.dirname, '../..');
+const NODEWARD = resolve(ROOT, process.env['BENCH_NODEWARD'] ?? 'build/nodeward.mjs');
 const NAMESPACES = 10;
 const PODS_PER_NAMESPACE = 5;
 const LINE_BYTES = 200;
@@ -383,6 +387,8 @@ const bench: Bench = {
     const missing = skipReason({ binaries: ['kcat', 'rsyslogd', 'openssl'] });
     if (missing) throw new Error(`bench logs needs ${missing}`);
     process.env['KAFKAJS_NO_PARTITIONER_WARNING'] = '1';
+    if (process.env['BENCH_NODEWARD'] === undefined)
+      execFileSync(process.execPath, [resolve(ROOT, 'deploy/build.ts')], { stdio: 'ignore' });
     const lab = new Lab();
     try {
       const lines = quick ? 100_000 : 500_000;
@@ -418,8 +424,7 @@ const bench: Bench = {
               client,
               kubelet,
               verify: true,
-              // For experiments with V8 flags (heap sizes): BENCH_NODE_ARGS="--max-semi-space-size=4".
-              nodeArgs: (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== ''),
+              nodeArgs: agentNodeArgs(),
             }),
           );
         }
@@ -433,7 +438,7 @@ const bench: Bench = {
           name: `profiled-${client}`,
           client,
           kubelet,
-          nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+          nodeArgs: [...agentNodeArgs(), '--cpu-prof', `--cpu-prof-dir=${profDir}`],
           verify: false,
         });
         log(`profile of ours with ${client}:`);

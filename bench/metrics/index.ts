@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { importBusybox, Lab, startDockerd } from '../../test/lab/index.ts';
 import { freePort } from '../../test/lab/ports.ts';
+import { agentNodeArgs } from '../lib/image-node-args.ts';
 import { cpuSeconds, rssBytes } from '../lib/proc-stats.ts';
 import { type Bench, median, metric, percentile } from '../types.ts';
 import { startIdleContainers } from './containers.ts';
@@ -105,6 +106,7 @@ const bench: Bench = {
       const ours = spawn(
         process.execPath,
         [
+          ...agentNodeArgs(),
           NODEWARD,
           'agent',
           '--listen',
