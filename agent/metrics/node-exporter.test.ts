@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOST_COLLECTORS } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger.ts';
-import { type ExposedFamily, parseExposition, settingsFor } from '../../test/support/metrics/testing.ts';
+import {
+  compileTimexHelper,
+  type ExposedFamily,
+  parseExposition,
+  settingsFor,
+} from '../../test/support/metrics/testing.ts';
 import { createHostRegistry } from './index.ts';
 
 /**
@@ -23,10 +28,6 @@ const BINARY = '/usr/bin/prometheus-node-exporter';
 /** node_exporter's families we do not expose, and why. The test prints those it met. */
 const MISSING: [RegExp, string][] = [
   [/^node_exporter_build_info$/, "node_exporter's own build; nodeward has its own build info"],
-  [
-    /^node_timex_/,
-    'adjtimex(2) has no procfs/sysfs view and Node cannot make the syscall without a native addon (no shell-outs)',
-  ],
 ];
 
 async function freePort(): Promise<number> {
@@ -59,6 +60,17 @@ function tolerance(name: string, type: string | undefined, value: number, memTot
   if (name === 'node_scrape_collector_duration_seconds') return Number.POSITIVE_INFINITY;
   // The clock moves between the two reads (≤ 2 s on this loaded VM).
   if (name === 'node_time_seconds') return 2;
+  // The kernel's NTP state (adjtimex) in those ≤ 2 s. The kernel adds 500 µs a second to maxerror
+  // (until 16 s, where it stays), and its PLL slews away at most 1/4 of the offset a second
+  // (offset >> (2 + constant)): ≤ 7/16 of the earlier read in 2 s, so within |value| of either
+  // read. freq and esterror move only when the daemon (chrony, ntpd, timesyncd) writes, every 32 s
+  // or more while the reads are milliseconds apart: a settled daemon's step, 1 ppm and 1 ms.
+  // status, tick, constant, sync_status, tai and the PPS values hold still.
+  if (name === 'node_timex_maxerror_seconds') return 2 * 500e-6;
+  if (name === 'node_timex_offset_seconds') return Math.abs(value);
+  if (name === 'node_timex_frequency_adjustment_ratio') return 1e-6;
+  if (name === 'node_timex_estimated_error_seconds') return 1e-3;
+  if (name.startsWith('node_timex_')) return 0;
   // CPU, pressure and scheduler seconds: 2 CPUs run ≤ 2 s each between reads on a loaded machine.
   if (/_seconds_total$/.test(name) && /^node_(cpu|pressure|schedstat)_/.test(name)) return 2 + 0.001 * value;
   // Memory and filesystem space move with whatever else the machine runs (tests in parallel).
@@ -89,6 +101,7 @@ describe.skipIf(!existsSync(BINARY))('same output as node_exporter', () => {
     '# HELP textfile_test_ok A test series.\n# TYPE textfile_test_ok gauge\ntextfile_test_ok{kind="a"} 1\ntextfile_test_ok{kind="b",extra="x"} 2\n',
   );
   const settings = settingsFor('/proc', { textfile: { directory: textfileDir } });
+  let timex: ReturnType<typeof compileTimexHelper> | undefined;
   let exporter: ChildProcess | undefined;
   let theirs: Map<string, ExposedFamily>;
   let ours: Map<string, ExposedFamily>;
@@ -112,7 +125,11 @@ describe.skipIf(!existsSync(BINARY))('same output as node_exporter', () => {
       { stdio: 'ignore' },
     );
     const url = `http://127.0.0.1:${port}/metrics`;
-    const registry = createHostRegistry(settings, createLogger('silent'));
+    timex = compileTimexHelper();
+    const registry = createHostRegistry(
+      { ...settings, timex: { helper: timex.helper } },
+      createLogger('silent'),
+    );
     // Warm (first reads, JIT), and note the network devices already there: one created by a test
     // running alongside changes carrier, speed and state within milliseconds of appearing.
     earlier = nodeFamilies(await registry.metrics());
@@ -134,6 +151,7 @@ describe.skipIf(!existsSync(BINARY))('same output as node_exporter', () => {
   afterAll(() => {
     exporter?.kill();
     rmSync(textfileDir, { recursive: true, force: true });
+    timex?.remove();
   });
 
   const missing = (name: string) => MISSING.find(([re]) => re.test(name))?.[1];
@@ -223,5 +241,17 @@ describe.skipIf(!existsSync(BINARY))('same output as node_exporter', () => {
     }
     expect(ours.get('node_uname_info')!.samples).toEqual(theirs.get('node_uname_info')!.samples);
     expect(ours.get('node_os_info')!.samples).toEqual(theirs.get('node_os_info')!.samples);
+    const timexFamilies = [...theirs.keys()].filter((n) => n.startsWith('node_timex_'));
+    expect(timexFamilies).toHaveLength(17);
+    for (const name of timexFamilies) expect(ours.get(name)!.samples, name).toHaveLength(1);
+    for (const name of [
+      'node_timex_status',
+      'node_timex_tick_seconds',
+      'node_timex_loop_time_constant',
+      'node_timex_sync_status',
+      'node_timex_tai_offset_seconds',
+    ]) {
+      expect(ours.get(name)!.samples, name).toEqual(theirs.get(name)!.samples);
+    }
   });
 });

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { HOST_COLLECTORS } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { Lab, skipReason, startPrometheus } from '../../test/lab/index.ts';
-import { settingsFor } from '../../test/support/metrics/testing.ts';
+import { compileTimexHelper, settingsFor } from '../../test/support/metrics/testing.ts';
 import { createHostRegistry } from './index.ts';
 
 const reason = skipReason({ binaries: ['prometheus'] });
@@ -15,7 +15,12 @@ describe('a real Prometheus scraping the host registry', () => {
   afterAll(() => lab.cleanup());
 
   it.skipIf(reason)('ingests every sample and answers node_load1', async () => {
-    const registry = createHostRegistry(settingsFor('/proc'), createLogger('silent'));
+    const timex = compileTimexHelper();
+    lab.defer('timex helper', timex.remove);
+    const registry = createHostRegistry(
+      settingsFor('/proc', { timex: { helper: timex.helper } }),
+      createLogger('silent'),
+    );
     const server = createServer((_req, res) => {
       registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),

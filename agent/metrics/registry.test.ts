@@ -49,6 +49,8 @@ describe('host registry exposition', () => {
       ['node_vmstat_pgmajfault', 'untyped', []],
       ['node_filefd_maximum', 'gauge', []],
       ['node_nf_conntrack_stat_insert_failed', 'gauge', []],
+      ['node_timex_sync_status', 'gauge', []],
+      ['node_timex_pps_jitter_total', 'counter', []],
       ['nodeward_scrape_collector_duration_seconds', 'gauge', ['collector']],
       ['nodeward_scrape_collector_success', 'gauge', ['collector']],
     ];

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
 import { importBusybox, Lab, startDockerd } from '../../test/lab/index.ts';
 import { freePort } from '../../test/lab/ports.ts';
 import { agentNodeArgs } from '../lib/image-node-args.ts';
@@ -11,6 +12,7 @@ import { type Bench, median, metric, percentile } from '../types.ts';
 import { startIdleContainers } from './containers.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
+const TIMEX_HELPER = resolve(ROOT, 'build/bin/nodeward-timex');
 /** The bundle the image runs (`npm run build`): its memory and CPU are what a node pays. */
 const NODEWARD = resolve(ROOT, 'build/nodeward.mjs');
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
@@ -89,6 +91,8 @@ const bench: Bench = {
   description: 'one scrape: ours (host + N containers) vs node_exporter (host only); CPU, wall, bytes; idle',
   async run({ quick, log }) {
     execFileSync(process.execPath, [resolve(ROOT, 'deploy/build.ts')], { stdio: 'ignore' });
+    // The timex collector's helper, where the image has it beside the bundle.
+    buildTimexHelper(TIMEX_HELPER);
     if (!existsSync(NODE_EXPORTER))
       throw new Error(`${NODE_EXPORTER} missing: apt-get install prometheus-node-exporter`);
     const containers = quick ? 10 : 50;
@@ -113,6 +117,8 @@ const bench: Bench = {
           `127.0.0.1:${ourPort}`,
           '--log-level',
           'warn',
+          '--set',
+          `metrics.timex.helper=${TIMEX_HELPER}`,
           '--set',
           'logs.enabled=false',
           '--set',

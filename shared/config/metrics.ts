@@ -68,6 +68,8 @@ export const HOST_COLLECTORS = {
   powersupplyclass: 'node_power_supply_* from /sys/class/power_supply (AC, batteries, USB).',
   rapl: 'node_rapl_<zone>_joules_total from /sys/class/powercap (RAPL energy counters).',
   tapestats: 'node_tape_* from /sys/class/scsi_tape/st*/stats.',
+  timex:
+    'node_timex_* (kernel NTP state: offset, frequency, error bounds, sync status) from adjtimex(2), read by the timex.helper program.',
 } as const;
 
 export type HostCollectorName = keyof typeof HOST_COLLECTORS;
@@ -575,6 +577,20 @@ export const metricsSchema = z.strictObject({
     })
     .prefault({})
     .describe('The textfile collector.'),
+  timex: z
+    .strictObject({
+      helper: z
+        .string()
+        .refine((path) => path.startsWith('/'), {
+          error: (issue) => `expected an absolute path, got ${shown(issue.input)}`,
+        })
+        .default('/opt/nodeward/bin/nodeward-timex')
+        .describe(
+          'The program that makes the adjtimex(2) call (Node cannot) and prints its fields; run at each scrape. The image has it here; elsewhere build it with `node agent/metrics/timex/build.ts <path>` (needs gcc, libc6-dev).',
+        ),
+    })
+    .prefault({})
+    .describe('The timex collector.'),
   containers: containersSchema.describe('Container collectors (container_* with cAdvisor/kubelet names).'),
   remoteWrite: remoteWriteSchema.describe('Push to Prometheus remote_write.'),
   jsonPush: jsonPushSchema.describe('Push to a WMonitor-style collector as JSON.'),

@@ -14,6 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
 import type { AuditReport } from '../../ipam-cni/ipam/audit.ts';
 import type { PoolUsage } from '../../ipam-cni/ipam/usage.ts';
 import { type CliResult, cleanEnv, NODEWARD } from '../cli.ts';
@@ -345,6 +346,8 @@ export async function startNode(opts: NodeOptions): Promise<E2eNode> {
     'network.cni.networkName': networkName,
   };
   const conflistPath = join(confDir, '10-nodeward.conflist');
+  const timexHelper = join(agentDir, 'bin', 'nodeward-timex');
+  buildTimexHelper(timexHelper);
   const port = await freePort();
   const agentUrl = `http://127.0.0.1:${port}`;
   const configPath = join(agentDir, 'agent.yaml');
@@ -376,6 +379,8 @@ export async function startNode(opts: NodeOptions): Promise<E2eNode> {
       batch: { wait: '50ms' },
     },
     metrics: {
+      // The image's adjtimex helper, built for this node.
+      timex: { helper: timexHelper },
       containers: {
         source: 'cgroups',
         cgroupRoot: '/sys/fs/cgroup',

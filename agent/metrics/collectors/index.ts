@@ -39,6 +39,7 @@ import { createTapestatsCollector } from './tapestats.ts';
 import { createTextfileCollector } from './textfile.ts';
 import { createThermalZoneCollector } from './thermal-zone.ts';
 import { createTimeCollector } from './time.ts';
+import { createTimexCollector } from './timex.ts';
 import { createUdpQueuesCollector } from './udp-queues.ts';
 import { createUnameCollector } from './uname.ts';
 import { createVmstatCollector } from './vmstat.ts';
@@ -91,4 +92,5 @@ export const HOST_COLLECTOR_FACTORIES: Record<HostCollectorName, CollectorFactor
   powersupplyclass: createPowersupplyclassCollector,
   rapl: createRaplCollector,
   tapestats: createTapestatsCollector,
+  timex: createTimexCollector,
 };

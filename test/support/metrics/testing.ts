@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Collector, Labels } from '../../../agent/metrics/collector.ts';
+import { buildTimexHelper } from '../../../agent/metrics/timex/build.ts';
 import { type MetricsConfig, metricsSchema } from '../../../shared/config/index.ts';
 
 /** Helpers for the metrics tests; not used at run time. */
@@ -11,14 +15,35 @@ const FIXTURES = fixture();
 
 /**
  * Settings with defaults, reading procfs from a fixture tree — and sysfs from the tree's `sys`
- * beside it (fixtures/host/proc → fixtures/host/sys), so no test reads this machine's /sys by chance.
+ * beside it (fixtures/host/proc → fixtures/host/sys), and adjtimex(2) through the tree's
+ * `bin/nodeward-timex` (a script with fixed output), so no test reads this machine by chance.
  */
 export function settingsFor(procRoot: string, overrides: Record<string, unknown> = {}): MetricsConfig {
   const tree =
     procRoot.startsWith(FIXTURES) && procRoot.endsWith('/proc')
       ? procRoot.slice(0, -'/proc'.length)
       : undefined;
-  return metricsSchema.parse({ procRoot, ...(tree ? { sysRoot: `${tree}/sys` } : {}), ...overrides });
+  return metricsSchema.parse({
+    procRoot,
+    ...(tree ? { sysRoot: `${tree}/sys`, timex: { helper: `${tree}/bin/nodeward-timex` } } : {}),
+    ...overrides,
+  });
+}
+
+/**
+ * The real adjtimex helper (agent/metrics/timex/nodeward-timex.c), compiled into a fresh temp dir
+ * for tests on this machine's kernel; `remove` deletes the dir.
+ */
+export function compileTimexHelper(): { helper: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'nodeward-timex-'));
+  const helper = join(dir, 'nodeward-timex');
+  try {
+    buildTimexHelper(helper);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return { helper, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export interface TestSample {
