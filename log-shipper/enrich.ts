@@ -39,6 +39,8 @@ export interface Enricher {
   resolve(file: FileRef): Promise<Enrichment>;
   /** The source's cache generation (0 without a source): labels(file) may differ once it moved. */
   generation(): number;
+  /** The source fails now: a pod it does not know will not come from it soon. */
+  sourceFailing(): boolean;
 }
 
 const CONTAINER_ID_LENGTH = 64;
@@ -163,6 +165,7 @@ export function createEnricher(options: {
       return withPod(file, labels, ref && source?.get(ref));
     },
     generation: () => source?.generation ?? 0,
+    sourceFailing: () => source?.lastError !== undefined,
     async resolve(file) {
       const labels = fromName(file);
       const ref = refOf(labels);

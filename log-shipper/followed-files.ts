@@ -547,17 +547,19 @@ export class FollowedFiles implements FileOwner, Drains {
    * A file whose pod the metadata does not know yet (the pod is younger than the last fetch, or
    * the watch lags) is not read until it does, for at most unknownPodWait from its opening: its
    * lines wait on disk, so an excluded pod ships none and every record gets its workload labels.
+   * Not while the source fails (the kubelet down): then lines go at once with the file-name labels.
    */
   private async awaitPod(file: FollowedFile): Promise<void> {
     const { unknownPodWait, pollInterval } = this.deps.options;
     const deadline = file.openedAt + unknownPodWait;
-    while (!this.stopRequested && Date.now() < deadline && file.podUnknown()) {
+    const enricher = this.deps.enricher;
+    while (!this.stopRequested && Date.now() < deadline && file.podUnknown() && !enricher.sourceFailing()) {
       // A lookup of a pod not known yet makes the source fetch (rate limited) or wait for its watch.
-      await this.deps.enricher.resolve(file.entry);
+      await enricher.resolve(file.entry);
       if (!file.podUnknown()) return;
       await new Promise((r) => setTimeout(r, Math.min(pollInterval, Math.max(0, deadline - Date.now()))));
     }
-    if (!this.stopRequested && file.podUnknown() && unknownPodWait > 0)
+    if (!this.stopRequested && Date.now() >= deadline && file.podUnknown() && unknownPodWait > 0)
       this.deps.log.info(
         { file: file.entry.realPath, waitedMs: unknownPodWait },
         'pod metadata does not know the pod of this log file; shipping its lines with the labels of its file name',

@@ -61,7 +61,7 @@ export const logsSchema = z
     unknownPodWait: duration()
       .prefault('10s')
       .describe(
-        'A file of a pod the pod metadata does not know yet is left unread (its lines wait on disk) until the pod is known, for at most this long: its rules (exclusion, rate limit, multi-line) and workload labels then apply from its first line. After it, its lines are shipped with the labels of the file name. 0: no wait.',
+        'A file of a pod the pod metadata does not know yet is left unread (its lines wait on disk) until the pod is known, for at most this long: its rules (exclusion, rate limit, multi-line) and workload labels then apply from its first line. After it, or at once while the pod source fails (kubelet or API server unreachable), its lines are shipped with the labels of the file name. 0: no wait.',
       ),
     checkpointInterval: duration()
       .prefault('1s')

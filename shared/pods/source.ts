@@ -19,6 +19,8 @@ export interface PodMetadataSource {
   resolve(ref: PodRef): Promise<PodInfo | undefined>;
   /** Bumped whenever the cache changed: a cheap test for "worth asking again". */
   readonly generation: number;
+  /** Set while the source fails (unreachable, refused, not a pod list): waiting for it is pointless. */
+  readonly lastError?: unknown;
 }
 
 /**
