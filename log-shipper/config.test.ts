@@ -13,6 +13,7 @@ describe('logs config', () => {
       pollInterval: 1000,
       rescanInterval: 10_000,
       rotateWait: 5000,
+      unknownPodWait: 10000,
       checkpointInterval: 1000,
       flushTimeout: 5000,
       batch: { maxLines: 2000, maxBytes: 512 * 1024, wait: 100 },
