@@ -63,7 +63,16 @@ it.skipIf(reason)(
       network: { enabled: true, ipam: { store: 'file', gc: { interval: '50ms', grace: '0s' } } },
     });
     // Works whether or not the schema mounts network.cni: cniConfigOf parses it either way.
-    const cni = { socket, journalDir, hostNetns: `/run/netns/${hostNs}`, peerSyncInterval: 100 };
+    // The agent writes the conflist itself once ready (the DaemonSet's way) and removes it on stop.
+    const confDir = join(dir, 'net.d');
+    const conflistFile = join(confDir, '10-nodeward.conflist');
+    const cni = {
+      socket,
+      journalDir,
+      hostNetns: `/run/netns/${hostNs}`,
+      peerSyncInterval: 100,
+      conflist: { dir: confDir, binDir: join(dir, 'bin') },
+    };
     const config = { ...base, network: { ...base.network, cni } } as typeof base;
     const module = createNetworkModule({ config, log: createLogger('silent') });
     const abort = new AbortController();
@@ -74,7 +83,12 @@ it.skipIf(reason)(
       for (let i = 0; i < 100 && !f(); i++) await new Promise((r) => setTimeout(r, 50));
       expect(f()).toBe(true);
     };
+    expect(existsSync(conflistFile)).toBe(false);
     await until(() => ready.some(([r]) => r));
+    expect(JSON.parse(readFileSync(conflistFile, 'utf8'))).toMatchObject({
+      name: 'nodeward',
+      plugins: [{ type: 'nodeward', socket, journalDir }],
+    });
     expect(readdirSync(journalDir)).toEqual([]);
     expect(statSync(socket).mode & 0o777).toBe(0o600);
     expect(statSync(join(dir, 'run')).mode & 0o777).toBe(0o700);
@@ -98,6 +112,7 @@ it.skipIf(reason)(
     abort.abort();
     await running;
     expect(existsSync(socket)).toBe(false);
+    expect(existsSync(conflistFile)).toBe(false);
   },
 );
 
@@ -160,4 +175,34 @@ it('cni install: atomic copy + .conflist from config, idempotent', async () => {
     notes,
   });
   expect(readdirSync(join(dir, 'bin'))).toEqual(['nodeward']);
+});
+
+it('cni install --no-conflist: the shim only, for a DaemonSet whose agent writes the conflist once ready', async () => {
+  const dir = await tempDir('install-shim', lab);
+  const binary = join(dir, 'shim');
+  writeFileSync(binary, '#!/bin/sh\n');
+  const out: string[] = [];
+  const program = new Command('nodeward').exitOverride();
+  registerCniCommands(program, {
+    stdout: (s) => out.push(s),
+    env: {},
+    loadConfig: () => configSchema.parse({}),
+  });
+  const confDir = join(dir, 'net.d');
+  await program.parseAsync(
+    [
+      'cni',
+      'install',
+      '--bin-dir',
+      join(dir, 'bin'),
+      '--conf-dir',
+      confDir,
+      '--binary',
+      binary,
+      '--no-conflist',
+    ],
+    { from: 'user' },
+  );
+  expect(out).toEqual([`${join(dir, 'bin', 'nodeward')}: installed\n`]);
+  expect(existsSync(confDir)).toBe(false);
 });

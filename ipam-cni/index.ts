@@ -8,6 +8,7 @@ import { type Kube, logHealth, sharedKube } from '../shared/kube/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AgentModule, ModuleFactory } from '../shared/module.ts';
 import { logPodSourceHealth, sharedPodSource } from '../shared/pods/index.ts';
+import { removeConflist, type WrittenConflist, writeConflist } from './cni/install.ts';
 import { createCniMetrics } from './cni/metrics.ts';
 import { createIpamMetrics } from './ipam/metrics.ts';
 import type { PoolUsage } from './ipam/usage.ts';
@@ -101,6 +102,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
           poolUsage: () => usage,
         });
         log.info({ socket: cni.socket, replayed: agent.replayed }, 'network: CNI server listening');
+        const conflist = new AgentConflist(cni, log);
         const check = async () => {
           // Pool gauges from one usage read here, so a scrape does no store I/O; STATUS reads it too.
           await usageReport(store).then(
@@ -113,6 +115,8 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
           try {
             // The agent's own tick refreshes segment health; STATUS reads it and asks the store.
             await agent.handlers.status();
+            // Only a working agent tells the runtime to send pods: the conflist appears now.
+            conflist.ready();
             ctx.setReady(true);
           } catch (err) {
             ctx.setReady(false, err instanceof Error ? err.message : String(err));
@@ -145,6 +149,7 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
         collect();
         const gcTimer = gc ? setInterval(collect, ipamConfig.gc.interval) : undefined;
         await untilAborted(ctx.signal);
+        conflist.stopping();
         clearInterval(timer);
         clearInterval(gcTimer);
         await collecting;
@@ -159,6 +164,50 @@ export const createNetworkModule: ModuleFactory = ({ config, log }): AgentModule
     },
   };
 };
+
+/**
+ * network.cni.conflist: the agent writes the .conflist once it is first ready, and removes it when
+ * it stops, so the runtime reports the network not ready (and the node takes no new pods) exactly
+ * while no agent can serve the shim. Not removed on a flap of readiness: pods then get "try again".
+ */
+class AgentConflist {
+  private readonly cni: CniConfig;
+  private readonly log: Logger;
+  private written: WrittenConflist | undefined;
+
+  constructor(cni: CniConfig, log: Logger) {
+    this.cni = cni;
+    this.log = log;
+  }
+
+  /** Throws (the module stays not ready, saying why) when the conflist cannot be written. */
+  ready(): void {
+    const { dir, name, binDir } = this.cni.conflist;
+    if (dir === '' || this.written !== undefined) return;
+    try {
+      this.written = writeConflist({ confDir: dir, confName: name, binDir, cni: this.cni });
+    } catch (err) {
+      throw new NodewardError('IO', `cannot write the CNI conflist in ${dir}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    this.log.info(
+      { conflist: this.written.path, notes: this.written.notes },
+      'network: conflist written; the runtime sends pods to this node',
+    );
+  }
+
+  stopping(): void {
+    if (this.written === undefined || !this.cni.conflist.removeOnStop) return;
+    const removed = removeConflist(this.written);
+    this.log.info(
+      { conflist: this.written.path, removed },
+      removed
+        ? 'network: conflist removed; the runtime takes no new pods until an agent is ready again'
+        : 'network: conflist left in place: another writer changed it',
+    );
+  }
+}
 
 /** Pool admission's namespaces and node labels, from the watches of `kube`. */
 function admissionMetadata(kube: Kube, namespaceDefaults: boolean) {
@@ -209,6 +258,10 @@ export function registerCniCommands(
     .requiredOption('--conf-dir <dir>', 'CNI network config directory, e.g. /etc/cni/net.d')
     .option('--conf-name <name>', 'file name of the .conflist', '10-nodeward.conflist')
     .option('--binary <file>', 'the shim executable to install', BUILT_SHIM)
+    .option(
+      '--no-conflist',
+      'install the shim only: the agent writes the .conflist once it is ready (network.cni.conflist.dir)',
+    )
     .option('-c, --config <file>', 'YAML config file (default: $NODEWARD_CONFIG, else the embedded default)')
     .option(
       '--set <key=value>',
@@ -222,6 +275,7 @@ export function registerCniCommands(
         confDir: string;
         confName: string;
         binary: string;
+        conflist: boolean;
         config?: string;
         set: string[];
       }) => {
@@ -229,7 +283,12 @@ export function registerCniCommands(
         const config = io.loadConfig
           ? io.loadConfig(file, flags.set)
           : (await import('../shared/config/index.ts')).loadConfig({ file, env: io.env, sets: flags.set });
-        const { installCni } = await import('./cni/install.ts');
+        const { installCni, installShim } = await import('./cni/install.ts');
+        if (!flags.conflist) {
+          const bin = installShim(flags.binary, flags.binDir);
+          io.stdout(`${bin.path}: ${bin.changed ? 'installed' : 'unchanged'}\n`);
+          return;
+        }
         const out = installCni({
           binary: flags.binary,
           binDir: flags.binDir,

@@ -3,7 +3,14 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cniSchema } from '../../shared/config/index.ts';
 import { Lab, tempDir } from '../../test/lab/index.ts';
-import { type ChainedPlugin, installCni, planConflist, renderConflist } from './install.ts';
+import {
+  type ChainedPlugin,
+  installCni,
+  planConflist,
+  removeConflist,
+  renderConflist,
+  writeConflist,
+} from './install.ts';
 
 const lab = new Lab();
 afterAll(() => lab.cleanup());
@@ -96,5 +103,28 @@ describe('the conflist cni install writes', () => {
     expect(() =>
       installCni({ binary: shim, binDir, confDir: join(dir, 'net.d'), confName: 'nw', cni: cni() }),
     ).toThrow(`${join(binDir, 'bandwidth')} does not answer CNI VERSION`);
+  });
+});
+
+describe('the conflist the agent writes and removes', () => {
+  it('removes only the file it wrote: one another writer changed since is left alone', async () => {
+    const dir = await tempDir('conflist', lab);
+    const o = {
+      binDir: join(dir, 'bin'),
+      confDir: join(dir, 'net.d'),
+      confName: '10-nodeward.conflist',
+      cni: cni(),
+    };
+    const written = writeConflist(o);
+    expect(written.changed).toBe(true);
+    expect(writeConflist(o).changed).toBe(false);
+    expect(removeConflist(written)).toBe(true);
+    expect(existsSync(written.path)).toBe(false);
+    // Gone already: nothing to do.
+    expect(removeConflist(written)).toBe(false);
+    const again = writeConflist(o);
+    writeFileSync(again.path, '{"edited":true}');
+    expect(removeConflist(again)).toBe(false);
+    expect(readFileSync(again.path, 'utf8')).toBe('{"edited":true}');
   });
 });

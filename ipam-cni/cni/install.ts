@@ -9,6 +9,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -179,29 +180,69 @@ function writeAtomic(path: string, data: Buffer, mode: number): boolean {
 }
 
 export function installCni(o: InstallOptions): InstallOutcome {
-  if (!existsSync(o.binary)) {
+  const binary = installShim(o.binary, o.binDir);
+  const { path, changed, notes } = writeConflist(o);
+  return { binary, conflist: { path, changed }, notes };
+}
+
+/** The shim executable into the CNI bin dir (atomic, idempotent). */
+export function installShim(binary: string, binDir: string): { path: string; changed: boolean } {
+  if (!existsSync(binary)) {
     throw new NodewardError(
       'USAGE',
-      `the shim ${o.binary} does not exist: run \`npm run build:cni\` or pass --binary`,
+      `the shim ${binary} does not exist: run \`npm run build:cni\` or pass --binary`,
     );
   }
+  mkdirSync(binDir, { recursive: true });
+  const path = join(binDir, PLUGIN_TYPE);
+  return { path, changed: writeAtomic(path, readFileSync(binary), 0o755) };
+}
+
+export interface ConflistOptions {
+  readonly binDir: string;
+  readonly confDir: string;
+  readonly confName: string;
+  readonly cni: CniConfig;
+}
+
+export interface WrittenConflist {
+  readonly path: string;
+  readonly changed: boolean;
+  readonly notes: readonly string[];
+  /** The bytes written, to tell later whether the file is still this one. */
+  readonly content: Buffer;
+}
+
+/** The .conflist for `cni`, with the chained plugins found in binDir (atomic, idempotent). */
+export function writeConflist(o: ConflistOptions): WrittenConflist {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(o.confName)) {
     throw new NodewardError(
       'USAGE',
       `--conf-name must be a plain file name, got ${JSON.stringify(o.confName)}`,
     );
   }
-  mkdirSync(o.binDir, { recursive: true });
   mkdirSync(o.confDir, { recursive: true });
-  const bin = join(o.binDir, PLUGIN_TYPE);
-  const conf = join(o.confDir, o.confName.endsWith('.conflist') ? o.confName : `${o.confName}.conflist`);
+  const path = join(o.confDir, o.confName.endsWith('.conflist') ? o.confName : `${o.confName}.conflist`);
   const present = o.cni.chain
     .filter((type) => existsSync(join(o.binDir, type)))
     .map((type) => ({ type, supportedVersions: pluginVersions(join(o.binDir, type)) }));
   const plan = planConflist(o.cni, present, o.binDir);
-  return {
-    binary: { path: bin, changed: writeAtomic(bin, readFileSync(o.binary), 0o755) },
-    conflist: { path: conf, changed: writeAtomic(conf, Buffer.from(renderConflist(o.cni, plan)), 0o644) },
-    notes: plan.notes,
-  };
+  const content = Buffer.from(renderConflist(o.cni, plan));
+  return { path, changed: writeAtomic(path, content, 0o644), notes: plan.notes, content };
+}
+
+/**
+ * Removes a conflist this process wrote, if the file is still that one (another writer's is left
+ * alone); true when it was removed.
+ */
+export function removeConflist(written: WrittenConflist): boolean {
+  let now: Buffer;
+  try {
+    now = readFileSync(written.path);
+  } catch {
+    return false;
+  }
+  if (!now.equals(written.content)) return false;
+  rmSync(written.path, { force: true });
+  return true;
 }

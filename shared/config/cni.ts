@@ -41,6 +41,33 @@ export const cniSchema = z
       .describe(
         "Reference plugins `cni install` chains after nodeward when they are in the CNI bin dir, as Calico and Flannel do: portmap serves hostPort, bandwidth the kubernetes.io/ingress-bandwidth and egress-bandwidth annotations. One that is missing is reported by `cni install` and named in the conflist's notes.",
       ),
+    conflist: z
+      .strictObject({
+        dir: z
+          .string()
+          .default('')
+          .describe(
+            "Where the agent itself writes the .conflist, once it is ready (the host's /etc/cni/net.d as mounted in its pod), and removes it when it stops (removeOnStop): the runtime reports the network not ready and the node takes no new pods while no agent can network them. Empty: the agent writes none; `nodeward cni install` does.",
+          ),
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)
+          .default('10-nodeward.conflist')
+          .describe('File name of the .conflist the agent writes.'),
+        binDir: path()
+          .default('/opt/cni/bin')
+          .describe(
+            'The CNI bin dir as the agent sees it, where it looks for the chained plugins (portmap, bandwidth) the conflist names.',
+          ),
+        removeOnStop: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Remove the .conflist when the agent stops (SIGTERM: an upgrade, an uninstall, a node shutdown) and it is still the one this agent wrote; a crashed agent leaves it (the shim then answers try again).',
+          ),
+      })
+      .prefault({})
+      .describe('The .conflist written by the agent once it is ready, instead of by `cni install`.'),
     pool: z
       .string()
       .optional()
