@@ -213,6 +213,12 @@ export interface NodeOptions {
   stickyStatefulSets?: boolean;
   rotation?: Partial<LogRotationPolicy>;
   sandboxRetry?: KubeletLiteOptions['sandboxRetry'];
+  /**
+   * As the DaemonSet does: `cni install --no-conflist`, and the agent writes the conflist once it
+   * is ready and removes it when it stops (network.cni.conflist). Default false: `cni install`
+   * writes it.
+   */
+  agentWritesConflist?: boolean;
 }
 
 /** A record as the log shipper writes it into Kafka. */
@@ -264,6 +270,10 @@ export interface E2eNode {
   startAgent(): Promise<Service>;
   /** SIGKILL of the agent's process group: a crash. */
   killAgent(): Promise<void>;
+  /** SIGTERM and the grace period, as the kubelet stops a pod; resolves once it exited. */
+  stopAgent(): Promise<void>;
+  /** containerd's NetworkReady condition (CRI Status). */
+  networkReady(): Promise<{ ready: boolean; message: string }>;
   /** `nodeward <args>` against this node's IPAM store. */
   ipamCli(args: string[]): Promise<CliResult>;
   ipamCheck(): Promise<AuditReport>;
@@ -365,6 +375,7 @@ export async function startNode(opts: NodeOptions): Promise<E2eNode> {
         pool: pools[0]!.name,
         networkName,
         stickyStatefulSets: opts.stickyStatefulSets ?? false,
+        ...(opts.agentWritesConflist ? { conflist: { dir: confDir, binDir } } : {}),
       },
       ipam: { store: 'etcd' },
       etcd: { endpoints: etcd.endpoints },
@@ -441,6 +452,7 @@ export async function startNode(opts: NodeOptions): Promise<E2eNode> {
     // As the DaemonSet's init container: `nodeward cni install` with the node's settings.
     (async () => {
       const args = ['cni', 'install', '--bin-dir', binDir, '--conf-dir', confDir, '--binary', SHIM];
+      if (opts.agentWritesConflist) args.push('--no-conflist');
       for (const [k, v] of Object.entries(cniSets)) args.push('--set', `${k}=${v}`);
       const r = await nodeward(args);
       if (r.code !== 0) throw new Error(`nodeward cni install: exit ${r.code}\n${r.stderr}${r.stdout}`);
@@ -476,6 +488,14 @@ export async function startNode(opts: NodeOptions): Promise<E2eNode> {
     startAgent,
     killAgent: async () => {
       await agent?.kill();
+    },
+    stopAgent: async () => {
+      await agent?.stop();
+    },
+    networkReady: async () => {
+      const { status } = await containerd.cri.call('Status', {});
+      const c = status.conditions.find((x) => x.type === 'NetworkReady');
+      return { ready: c?.status === true, message: c?.message ?? '' };
     },
     ipamCli,
     ipamCheck: async () => {

@@ -24,7 +24,8 @@ import { tempDir } from './tmp.ts';
 
 /**
  * Kubelet-lite: the kubelet's part towards a real CRI runtime, for end-to-end tests on one node.
- * It runs pods through containerd's RuntimeService (sandbox, then containers), lays out their logs
+ * It runs pods through containerd's RuntimeService (sandbox, then containers; no sandbox while the
+ * runtime reports NetworkReady false, as the kubelet's pod workers wait then), lays out their logs
  * as the kubelet does (/var/log/pods/<ns>_<pod>_<uid>/<container>/0.log and the
  * /var/log/containers/<pod>_<ns>_<container>-<id>.log symlinks, under a log root of its own),
  * rotates them as the kubelet's container log manager does, removes the pod cgroups containerd
@@ -463,6 +464,9 @@ async function runSandbox(
   for (;;) {
     pod.sandboxAttempts++;
     try {
+      // The kubelet's pod workers skip a pod while the runtime reports the network not ready (no
+      // CNI config loaded): "network is not ready", retried on the next sync, no RunPodSandbox.
+      await networkReadyOrThrow(cri);
       return (await cri.call('RunPodSandbox', { config: pod.sandboxConfig })).pod_sandbox_id;
     } catch (err) {
       pod.sandboxErrors.push(messageOf(err));
@@ -474,6 +478,15 @@ async function runSandbox(
       await new Promise((r) => setTimeout(r, retry.delayMs));
     }
   }
+}
+
+async function networkReadyOrThrow(cri: CriClient): Promise<void> {
+  const { status } = await cri.call('Status', {});
+  const network = status.conditions.find((c) => c.type === 'NetworkReady');
+  if (network !== undefined && !network.status)
+    throw new Error(
+      `network is not ready: container runtime network not ready: NetworkReady=false reason:${network.reason} message:${network.message}`,
+    );
 }
 
 /** Fills the pod's v1 status from the runtime, as the kubelet's status manager would. */

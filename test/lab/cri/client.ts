@@ -135,6 +135,11 @@ export interface CriMethods {
     { version: string },
     { version: string; runtime_name: string; runtime_version: string; runtime_api_version: string },
   ];
+  /** The runtime's conditions: RuntimeReady, and NetworkReady (false while no CNI config loads). */
+  Status: [
+    { verbose?: boolean },
+    { status: { conditions: { type: string; status: boolean; reason: string; message: string }[] } },
+  ];
   RunPodSandbox: [{ config: PodSandboxConfig; runtime_handler?: string }, { pod_sandbox_id: string }];
   StopPodSandbox: [{ pod_sandbox_id: string }, object];
   RemovePodSandbox: [{ pod_sandbox_id: string }, object];
