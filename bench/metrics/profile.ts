@@ -6,15 +6,18 @@
  *
  *   node_modules/.bin/node --cpu-prof --cpu-prof-dir=/tmp/prof bench/metrics/profile.ts 50 500
  */
+import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { createMetrics } from '../../agent/metrics/index.ts';
+import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
 import { metricsSchema } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { importBusybox, Lab, startDockerd, waitFor } from '../../test/lab/index.ts';
 import { startIdleContainers } from './containers.ts';
 
 const gzipAsync = promisify(gzip);
+const TIMEX_HELPER = resolve(import.meta.dirname, '../../build/bin/nodeward-timex');
 const containers = Number(process.argv[2] ?? 50);
 const scrapes = Number(process.argv[3] ?? 300);
 
@@ -28,8 +31,11 @@ try {
   const dockerd = await startDockerd({ lab });
   await importBusybox(dockerd.socketPath);
   await startIdleContainers(dockerd, containers, 'prof');
+  // The timex helper where the image has it: a missing one costs a failed spawn per scrape.
+  buildTimexHelper(TIMEX_HELPER);
   const settings = metricsSchema.parse({
     containers: { source: 'docker', dockerSocket: dockerd.socketPath },
+    timex: { helper: TIMEX_HELPER },
   });
   const metrics = createMetrics(settings, { log: createLogger('silent'), node: 'prof' });
   const controller = new AbortController();

@@ -141,6 +141,8 @@ export function timexValues(t: Timex): [Family, number][] {
 
 /** One system call's worth of work; a helper slower than this is stuck. */
 const HELPER_TIMEOUT_MS = 2000;
+/** A missing or non-executable helper is looked for again after this long. */
+const MISSING_RETRY_MS = 60_000;
 /** A helper asked nothing for this long is let go (a restarted module makes a new one). */
 const HELPER_IDLE_MS = 5 * 60_000;
 
@@ -163,6 +165,7 @@ export class TimexHelper {
   private stderr = '';
   private waiting: Waiting | undefined;
   private idle: NodeJS.Timeout | undefined;
+  private missing: { err: Error; until: number } | undefined;
 
   constructor(path: string, timeoutMs = HELPER_TIMEOUT_MS) {
     this.path = path;
@@ -173,6 +176,10 @@ export class TimexHelper {
   query(): Promise<string> {
     if (this.waiting !== undefined)
       return Promise.reject(new Error('timex: the previous query has not ended'));
+    // A helper that is not there (not installed, not executable) stays so for a while: a failed
+    // spawn costs ≈ 15 ms of CPU (fork of a large process), not worth paying at every scrape.
+    if (this.missing !== undefined && Date.now() < this.missing.until)
+      return Promise.reject(this.missing.err);
     const child = this.child ?? this.start();
     clearTimeout(this.idle);
     return new Promise<string>((resolve, reject) => {
@@ -213,7 +220,12 @@ export class TimexHelper {
     child.stderr?.on('data', (chunk: string) => {
       this.stderr = (this.stderr + chunk).slice(-1000);
     });
-    child.on('error', (err: NodeJS.ErrnoException) => this.fail(spawnError(this.path, err)));
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      const e = spawnError(this.path, err);
+      if (err.code === 'ENOENT' || err.code === 'EACCES')
+        this.missing = { err: e, until: Date.now() + MISSING_RETRY_MS };
+      this.fail(e);
+    });
     // close, not exit: by then its stderr has been read, so the error can say why.
     child.on('close', (code, signal) => {
       if (this.child === child) this.child = undefined;
