@@ -37,7 +37,14 @@ export async function startAgent({ config, log, version, factories }: AgentOptio
         `${name}.enabled: this build of nodeward has no ${name} module yet`,
       );
     }
-    const module = factory({ config, log: log.child({ module: name }) });
+    const module = factory({
+      config,
+      log: log.child({ module: name }),
+      peers: () => [
+        self.registry,
+        ...[...supervisors].filter(([other]) => other !== name).map(([, s]) => s.module.registry),
+      ],
+    });
     supervisors.set(name, new Supervisor(module, config.supervisor, log, self));
   }
 

@@ -31,6 +31,8 @@ export interface AgentModule {
 export interface ModuleDeps {
   readonly config: Config;
   readonly log: Logger;
+  /** The agent's registries but this module's (the agent's own, the other modules'), read on demand. */
+  readonly peers?: () => readonly Registry[];
 }
 
 export type ModuleFactory = (deps: ModuleDeps) => AgentModule;

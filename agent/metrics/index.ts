@@ -4,6 +4,7 @@ import type { Logger } from '../../shared/logger.ts';
 import type { ModuleFactory } from '../../shared/module.ts';
 import { logPodSourceHealth, sharedPodSource } from '../../shared/pods/index.ts';
 import { createAlerts } from './alerts/alertmanager.ts';
+import { type Family, family } from './collector.ts';
 import { HOST_COLLECTOR_FACTORIES } from './collectors/index.ts';
 import { detectCgroupLayout } from './containers/cgroup.ts';
 import { createContainerCollector } from './containers/collector.ts';
@@ -25,7 +26,7 @@ import {
 } from './push/push.ts';
 import { encodeRemoteWrite } from './push/remote-write.ts';
 import { MetricsRegistry, registerCollectors, registerFamilies } from './registry.ts';
-import type { NamedCollector, Scrape } from './scrape.ts';
+import type { NamedCollector, Sample, Scrape } from './scrape.ts';
 
 export type { ContainerInfo, ContainerSource, PodLookup } from './containers/source.ts';
 
@@ -77,6 +78,39 @@ export interface MetricsOptions {
   readonly pods?: PodLookup;
   /** A ready-made container source (tests); default: from settings. */
   readonly source?: ContainerSource | AutoSource;
+  /**
+   * The agent's other registries (its own, the network and logs modules'): their series join each
+   * snapshot, so alert rules (CniSegmentLinkDown, LogShipperLosingLines) and pushes see them.
+   */
+  readonly peers?: () => readonly Registry[];
+}
+
+/**
+ * A prom-client registry's series as snapshot families. A histogram's or summary's parts
+ * (`_bucket`, `_sum`, `_count`) become families of their own, untyped, as in the text format.
+ */
+async function peerSamples(registry: Registry): Promise<Map<Family, Sample[]>> {
+  const out = new Map<string, { family: Family; samples: Sample[] }>();
+  for (const m of await registry.getMetricsAsJSON()) {
+    const kind = String(m.type);
+    const type = kind === 'counter' || kind === 'gauge' ? kind : 'untyped';
+    for (const v of m.values as {
+      value: number;
+      labels: Record<string, string | number>;
+      metricName?: string;
+    }[]) {
+      const name = v.metricName ?? m.name;
+      let entry = out.get(name);
+      if (entry === undefined) {
+        entry = { family: family(name, name === m.name ? type : 'untyped', m.help), samples: [] };
+        out.set(name, entry);
+      }
+      const labels: Record<string, string> = {};
+      for (const [k, value] of Object.entries(v.labels)) labels[k] = String(value);
+      entry.samples.push({ value: v.value, labels });
+    }
+  }
+  return new Map([...out.values()].map((e) => [e.family, e.samples]));
 }
 
 /** The module's parts: one registry, one shared collection, and what runs in the background. */
@@ -135,6 +169,8 @@ export function createMetrics(settings: MetricsConfig, opts: MetricsOptions): Me
   const snapshot = async (): Promise<Snapshot> => {
     const collected = await scrape();
     const families = new Map(collected.samples);
+    for (const peer of opts.peers?.() ?? [])
+      for (const [f, samples] of await peerSamples(peer)) families.set(f, samples);
     if (alerts) for (const f of alerts.families) families.set(f, alerts.samples());
     return { timestampMs: Date.now(), families };
   };
@@ -201,12 +237,13 @@ const createEmptyScrape = async (): Promise<Scrape> => ({ samples: new Map(), ou
  * The metrics module. Collection happens inside scrapes of its registry; `run` follows container
  * events and drives push and alerts until it is stopped. (Process metrics are the agent's.)
  */
-export const createMetricsModule: ModuleFactory = ({ config, log }) => {
+export const createMetricsModule: ModuleFactory = ({ config, log, peers }) => {
   // The agent's shared pod source names containers found by their cgroup (containerd, CRI-O).
   const podSource = sharedPodSource(config.pods, config.node.name);
   const metrics = createMetrics(config.metrics, {
     log,
     node: config.node.name,
+    ...(peers ? { peers } : {}),
     ...(podSource ? { pods: podLookupFrom(podSource) } : {}),
   });
   return {

@@ -1,3 +1,4 @@
+import { Gauge, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { metricsSchema } from '../../../shared/config/index.ts';
 import { createLogger } from '../../../shared/logger.ts';
@@ -200,6 +201,57 @@ describe('alerts to an Alertmanager-compatible receiver', () => {
     expect(families.get('nodeward_alert_firing')!.samples).toEqual([
       { labels: { rule: 'AlwaysLoad' }, value: 1 },
     ]);
+  });
+});
+
+describe('rules over the series of the rest of the agent', () => {
+  it("see the agent's other registries (the CNI and log shipper rules' series), which /metrics does not show twice", async () => {
+    const { createMetrics } = await import('../index.ts');
+    const peer = new Registry();
+    const linkUp = new Gauge({
+      name: 'nodeward_cni_segment_link_up',
+      help: 'Link state.',
+      labelNames: ['segment', 'link', 'device'],
+      registers: [peer],
+    });
+    const requests = new Histogram({
+      name: 'nodeward_cni_request_seconds',
+      help: 'Request time.',
+      buckets: [1],
+      registers: [peer],
+    });
+    linkUp.set({ segment: 'vlan/100', link: 'uplink', device: 'bond0.100' }, 0);
+    requests.observe(0.5);
+    const settings = metricsSchema.parse({
+      containers: { enabled: false },
+      collectors: { filesystem: false },
+      alerts: {
+        defaultRules: { enabled: false },
+        rules: [{ name: 'SegmentDown', metric: 'nodeward_cni_segment_link_up', op: '<', threshold: 1 }],
+      },
+    });
+    const metrics = createMetrics(settings, { log: createLogger('silent'), node: 'n1', peers: () => [peer] });
+    const snapshot = await metrics.snapshot();
+    const byName = new Map([...snapshot.families].map(([f, samples]) => [f.name, { type: f.type, samples }]));
+    expect(byName.get('nodeward_cni_segment_link_up')).toEqual({
+      type: 'gauge',
+      samples: [{ value: 0, labels: { segment: 'vlan/100', link: 'uplink', device: 'bond0.100' } }],
+    });
+    // A histogram's parts, as the text format names them.
+    expect(byName.get('nodeward_cni_request_seconds_count')).toEqual({
+      type: 'untyped',
+      samples: [{ value: 1, labels: {} }],
+    });
+    expect(byName.get('nodeward_cni_request_seconds_bucket')?.samples.map((s) => s.labels)).toEqual([
+      { le: '1' },
+      { le: '+Inf' },
+    ]);
+    await metrics.alerts.evaluateOnce();
+    const families = parseExposition(await metrics.registry.metrics());
+    expect(families.get('nodeward_alert_firing')!.samples).toEqual([
+      { labels: { rule: 'SegmentDown', segment: 'vlan/100', link: 'uplink', device: 'bond0.100' }, value: 1 },
+    ]);
+    expect(families.has('nodeward_cni_segment_link_up')).toBe(false);
   });
 });
 
