@@ -1,18 +1,13 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
 import { freePort } from '../../test/lab/ports.ts';
-import { agentNodeArgs } from '../lib/image-node-args.ts';
+import { agentArgv, buildAgentImage } from '../lib/agent-image.ts';
 import { cpuSeconds, rssBytes } from '../lib/proc-stats.ts';
 import { type Bench, metric } from '../types.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const TIMEX_HELPER = join(ROOT, 'build/bin/nodeward-timex');
-/** The bundle the image runs (`npm run build`), not the sources: that is what a node pays for. */
-const NODEWARD = join(ROOT, 'build/nodeward.mjs');
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
 
 async function waitHttp(url: string, ms = 20_000): Promise<void> {
@@ -39,26 +34,14 @@ const bench: Bench = {
   async run({ quick, log }) {
     if (!existsSync(NODE_EXPORTER))
       throw new Error(`${NODE_EXPORTER} missing: apt-get install prometheus-node-exporter`);
-    execFileSync(process.execPath, [join(ROOT, 'deploy/build.ts')], { stdio: 'ignore' });
-    // The timex collector's helper, where the image has it beside the bundle.
-    buildTimexHelper(TIMEX_HELPER);
+    buildAgentImage();
     const dir = mkdtempSync(join(tmpdir(), 'nodeward-bench-idle-'));
     const children: ChildProcess[] = [];
     try {
       const [ourPort, anchorPort] = [await freePort(), await freePort()];
       const ours = spawn(
         process.execPath,
-        [
-          ...agentNodeArgs(),
-          NODEWARD,
-          'agent',
-          '--listen',
-          `127.0.0.1:${ourPort}`,
-          '--log-level',
-          'warn',
-          '--set',
-          `metrics.timex.helper=${TIMEX_HELPER}`,
-        ],
+        agentArgv(['--listen', `127.0.0.1:${ourPort}`, '--log-level', 'warn']),
         {
           cwd: dir,
           stdio: 'ignore',

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -10,7 +9,7 @@ import { Lab, skipReason, startKafka, tempDir } from '../../test/lab/index.ts';
 import { freePort } from '../../test/lab/ports.ts';
 import { type Service, startService } from '../../test/lab/proc.ts';
 import { type FakeKubelet, startFakeKubelet } from '../../test/support/pods/fake-kubelet.ts';
-import { agentNodeArgs } from '../lib/image-node-args.ts';
+import { AGENT_BUNDLE, agentNodeArgs, buildAgentImage } from '../lib/agent-image.ts';
 import { cpuSeconds } from '../lib/proc-stats.ts';
 import { type Bench, type BenchMetric, median, metric } from '../types.ts';
 import { cpuSplit } from './profile.ts';
@@ -48,7 +47,7 @@ const KAFKA_CLIENTS: readonly KafkaClient[] = ['kafkajs', 'platformatic'];
  * image's Node flags; BENCH_NODEWARD=agent/bin/nodeward.ts runs the sources instead.
  */
 const ROOT = resolve(import.meta.dirname, '../..');
-const NODEWARD = resolve(ROOT, process.env['BENCH_NODEWARD'] ?? 'build/nodeward.mjs');
+const NODEWARD = process.env['BENCH_NODEWARD'] ? resolve(ROOT, process.env['BENCH_NODEWARD']) : AGENT_BUNDLE;
 const NAMESPACES = 10;
 const PODS_PER_NAMESPACE = 5;
 const LINE_BYTES = 200;
@@ -387,8 +386,7 @@ const bench: Bench = {
     const missing = skipReason({ binaries: ['kcat', 'rsyslogd', 'openssl'] });
     if (missing) throw new Error(`bench logs needs ${missing}`);
     process.env['KAFKAJS_NO_PARTITIONER_WARNING'] = '1';
-    if (process.env['BENCH_NODEWARD'] === undefined)
-      execFileSync(process.execPath, [resolve(ROOT, 'deploy/build.ts')], { stdio: 'ignore' });
+    if (process.env['BENCH_NODEWARD'] === undefined) buildAgentImage();
     const lab = new Lab();
     try {
       const lines = quick ? 100_000 : 500_000;

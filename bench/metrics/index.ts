@@ -1,20 +1,14 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
 import { importBusybox, Lab, startDockerd } from '../../test/lab/index.ts';
 import { freePort } from '../../test/lab/ports.ts';
-import { agentNodeArgs } from '../lib/image-node-args.ts';
+import { agentArgv, buildAgentImage } from '../lib/agent-image.ts';
 import { cpuSeconds, rssBytes } from '../lib/proc-stats.ts';
 import { type Bench, median, metric, percentile } from '../types.ts';
 import { startIdleContainers } from './containers.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const TIMEX_HELPER = resolve(ROOT, 'build/bin/nodeward-timex');
-/** The bundle the image runs (`npm run build`): its memory and CPU are what a node pays. */
-const NODEWARD = resolve(ROOT, 'build/nodeward.mjs');
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
 
 interface ScrapeResult {
@@ -90,9 +84,7 @@ const countSeries = (text: string, prefix: string) =>
 const bench: Bench = {
   description: 'one scrape: ours (host + N containers) vs node_exporter (host only); CPU, wall, bytes; idle',
   async run({ quick, log }) {
-    execFileSync(process.execPath, [resolve(ROOT, 'deploy/build.ts')], { stdio: 'ignore' });
-    // The timex collector's helper, where the image has it beside the bundle.
-    buildTimexHelper(TIMEX_HELPER);
+    buildAgentImage();
     if (!existsSync(NODE_EXPORTER))
       throw new Error(`${NODE_EXPORTER} missing: apt-get install prometheus-node-exporter`);
     const containers = quick ? 10 : 50;
@@ -109,23 +101,18 @@ const bench: Bench = {
       const [ourPort, anchorPort] = [await freePort(), await freePort()];
       const ours = spawn(
         process.execPath,
-        [
-          ...agentNodeArgs(),
-          NODEWARD,
-          'agent',
+        agentArgv([
           '--listen',
           `127.0.0.1:${ourPort}`,
           '--log-level',
           'warn',
-          '--set',
-          `metrics.timex.helper=${TIMEX_HELPER}`,
           '--set',
           'logs.enabled=false',
           '--set',
           `metrics.containers.dockerSocket=${dockerd.socketPath}`,
           '--set',
           'metrics.containers.source=docker',
-        ],
+        ]),
         { cwd: dockerd.dir, stdio: ['ignore', 'ignore', 'inherit'] },
       );
       const anchor = spawn(

@@ -6,7 +6,6 @@
  *
  *   node_modules/.bin/node --cpu-prof --cpu-prof-dir=/tmp/prof bench/metrics/profile.ts 50 500
  */
-import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { createMetrics } from '../../agent/metrics/index.ts';
@@ -14,10 +13,10 @@ import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
 import { metricsSchema } from '../../shared/config/index.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { importBusybox, Lab, startDockerd, waitFor } from '../../test/lab/index.ts';
+import { TIMEX_HELPER } from '../lib/agent-image.ts';
 import { startIdleContainers } from './containers.ts';
 
 const gzipAsync = promisify(gzip);
-const TIMEX_HELPER = resolve(import.meta.dirname, '../../build/bin/nodeward-timex');
 const containers = Number(process.argv[2] ?? 50);
 const scrapes = Number(process.argv[3] ?? 300);
 

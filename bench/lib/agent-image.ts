@@ -1,0 +1,45 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
+
+/**
+ * The agent as the image runs it, for the benches: the bundle (`npm run build`), the timex helper
+ * beside it, and the Node flags of deploy/Dockerfile's ENTRYPOINT.
+ */
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const AGENT_BUNDLE = resolve(ROOT, 'build/nodeward.mjs');
+export const TIMEX_HELPER = resolve(ROOT, 'build/bin/nodeward-timex');
+
+/** Builds the bundle and the timex helper (a few seconds; before any measurement). */
+export function buildAgentImage(): void {
+  execFileSync(process.execPath, [resolve(ROOT, 'deploy/build.ts')], { stdio: 'ignore' });
+  buildTimexHelper(TIMEX_HELPER);
+}
+
+/**
+ * The Node flags the image starts the bundle with (the ENTRYPOINT, between `node` and the
+ * script). BENCH_NODE_ARGS replaces them for experiments ("" runs with none).
+ */
+export function agentNodeArgs(): string[] {
+  const override = process.env['BENCH_NODE_ARGS'];
+  if (override !== undefined) return override.split(' ').filter((a) => a !== '');
+  const dockerfile = readFileSync(resolve(ROOT, 'deploy/Dockerfile'), 'utf8');
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1];
+  if (entrypoint === undefined) throw new Error('deploy/Dockerfile has no ENTRYPOINT ["node", …] line');
+  const argv = JSON.parse(entrypoint) as string[];
+  return argv.slice(1, -1);
+}
+
+/** Arguments of `process.execPath` for `nodeward agent <args>` as the image runs it. */
+export function agentArgv(args: readonly string[]): string[] {
+  return [
+    ...agentNodeArgs(),
+    AGENT_BUNDLE,
+    'agent',
+    '--set',
+    `metrics.timex.helper=${TIMEX_HELPER}`,
+    ...args,
+  ];
+}
