@@ -7,6 +7,7 @@ import {
   type ChainedPlugin,
   installCni,
   planConflist,
+  pluginVersions,
   removeConflist,
   renderConflist,
   writeConflist,
@@ -103,6 +104,18 @@ describe('the conflist cni install writes', () => {
     expect(() =>
       installCni({ binary: shim, binDir, confDir: join(dir, 'net.d'), confName: 'nw', cni: cni() }),
     ).toThrow(`${join(binDir, 'bandwidth')} does not answer CNI VERSION`);
+    writeFileSync(join(binDir, 'bandwidth'), '#!/bin/sh\necho broken >&2; exit 3\n');
+    expect(() => pluginVersions(join(binDir, 'bandwidth'))).toThrow(
+      'does not answer CNI VERSION: exit 3: broken',
+    );
+    // One that answers without reading its stdin and exits at once (the write of the config may then
+    // fail with EPIPE, as seen under load): its answer counts. Stdin is closed before it answers.
+    writeFileSync(
+      join(binDir, 'bandwidth'),
+      `#!/bin/sh\nexec 0<&-\necho '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}'\n`,
+    );
+    for (let i = 0; i < 20; i++)
+      expect(pluginVersions(join(binDir, 'bandwidth'))).toEqual(['0.4.0', '1.0.0']);
   });
 });
 

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -143,20 +143,27 @@ export function renderConflist(
  * reported, not chained: a runtime would fail every pod on it.
  */
 export function pluginVersions(path: string): string[] {
+  const r = spawnSync(path, [], {
+    input: JSON.stringify({ cniVersion: '1.0.0' }),
+    env: { CNI_COMMAND: 'VERSION', PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+    timeout: 10_000,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const fail = (why: string) => new NodewardError('USAGE', `${path} does not answer CNI VERSION: ${why}`);
+  // EPIPE: the plugin answered without reading its stdin (the reference plugins do not need the
+  // config for VERSION) and exited before the config was written; its answer is all that counts.
+  if (r.error && (r.error as NodeJS.ErrnoException).code !== 'EPIPE') throw fail(r.error.message);
+  if (r.status !== 0)
+    throw fail(`exit ${r.status ?? r.signal}: ${r.stderr.toString().trim() || r.stdout.toString().trim()}`);
+  let versions: unknown;
   try {
-    const out = execFileSync(path, [], {
-      input: JSON.stringify({ cniVersion: '1.0.0' }),
-      env: { CNI_COMMAND: 'VERSION', PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-      timeout: 10_000,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const versions = (JSON.parse(out.toString()) as { supportedVersions?: unknown }).supportedVersions;
-    if (!Array.isArray(versions) || !versions.every((v) => typeof v === 'string'))
-      throw new Error('no supportedVersions');
-    return versions;
+    versions = (JSON.parse(r.stdout.toString()) as { supportedVersions?: unknown }).supportedVersions;
   } catch (err) {
-    throw new NodewardError('USAGE', `${path} does not answer CNI VERSION: ${(err as Error).message}`);
+    throw fail((err as Error).message);
   }
+  if (!Array.isArray(versions) || !versions.every((v) => typeof v === 'string'))
+    throw fail('no supportedVersions');
+  return versions;
 }
 
 const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
