@@ -8,6 +8,7 @@
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { build } from 'esbuild';
+import { BUNDLE_EXTERNALS } from './externals.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const outdir = resolve(root, 'build');
@@ -29,11 +30,8 @@ const result = await build({
   banner: {
     js: "import { createRequire as __nwRequire } from 'node:module'; const require = __nwRequire(import.meta.url);",
   },
-  // Left in node_modules, loaded from there when first used: native optional add-ons; etcd3,
-  // @platformatic/kafka and @platformatic/wasm-utils (the snappy/lz4 codecs of both Kafka
-  // clients), which read files relative to their own directory; a node whose sink is not Kafka
-  // never parses the 1.7 MB of the latter.
-  external: ['cpu-features', '*.node', 'etcd3', '@platformatic/kafka', '@platformatic/wasm-utils'],
+  // Left in node_modules (see externals.ts).
+  external: BUNDLE_EXTERNALS,
   legalComments: 'linked',
   logLevel: 'warning',
   metafile: true,

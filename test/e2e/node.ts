@@ -154,7 +154,7 @@ export async function nodeward(args: string[], timeoutMs = 120_000): Promise<Cli
 const subnetsTaken = new Set<string>();
 
 /** n random 10.x.y (first three octets) whose /24 no route of this host covers. */
-async function freeSubnets(n: number): Promise<string[]> {
+export async function freeSubnets(n: number): Promise<string[]> {
   const routes = (await runOk('ip', ['-4', '-o', 'route', 'show', 'table', 'all']))
     .split('\n')
     .map((l) => l.split(' ')[0] ?? '')
@@ -191,7 +191,7 @@ export interface LabPool {
   contains(ip: string): boolean;
 }
 
-function labPool(name: string, base: string): LabPool {
+export function labPool(name: string, base: string): LabPool {
   return {
     name,
     cidr: `${base}.0/24`,

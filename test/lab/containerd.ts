@@ -42,6 +42,16 @@ export interface ContainerdOptions {
   netnsUnderStateDir?: boolean;
   /** containerd's log level (its log is <dir>/containerd.log). Default info. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * A node of its own: containerd (and so its shims, CNI plugins and containers) runs in a mount
+   * namespace where each of these node paths (/etc/cni/net.d, /run/nodeward, /var/log, …) is a
+   * bind mount of the given lab dir, then every mount is made shared (as on a systemd host), so
+   * hostPath volumes with HostToContainer propagation work. Pods then see production paths while
+   * two labs never share a file. A missing mount point is created on the host as an empty dir (a
+   * bind mount needs one); nothing else reaches the host. Reach node paths from the test through
+   * `nodePath`.
+   */
+  nodeFs?: Readonly<Record<string, string>>;
 }
 
 export interface Containerd {
@@ -69,6 +79,8 @@ export interface Containerd {
   readonly cgroups: CgroupTracker;
   /** A pod netns path outside the lab dir to unmount and delete at cleanup (kubelet-lite records them). */
   trackNetns(path: string): void;
+  /** Where the test reaches a path as containerd and its pods see it (itself without nodeFs). */
+  nodePath(path: string): string;
   /** Stops and removes every pod sandbox (CNI DEL twice each); returns how many there were. */
   removeAllSandboxes(): Promise<number>;
   /** Removes the sandboxes, stops containerd and its shims, removes what they left; idempotent. */
@@ -135,14 +147,35 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     '--address', socketPath,
     '--log-level', opts.logLevel ?? 'info',
   ];
+  const argv = tini ? [tini, '-s', '-g', '--', 'containerd', ...args] : ['containerd', ...args];
+  const nodeFs = opts.nodeFs ? Object.entries(opts.nodeFs) : undefined;
   const service = startService({
     lab,
     name: 'containerd',
     dir,
-    command: tini ?? 'containerd',
-    args: tini ? ['-s', '-g', '--', 'containerd', ...args] : args,
+    ...(nodeFs
+      ? {
+          // unshare(1) execs: the service's pid is in the node's mount namespace.
+          command: 'unshare',
+          args: [
+            '--mount',
+            '--propagation',
+            'private',
+            '--',
+            'sh',
+            '-ec',
+            nodeFsScript(nodeFs),
+            'sh',
+            ...argv,
+          ],
+        }
+      : { command: argv[0]!, args: argv.slice(1) }),
     stopGraceMs: 10_000,
   });
+  // Through the node's root as /proc shows it. An absolute symlink on the way would resolve in
+  // this process's root instead: /var/run (→ /run on Debian), where the runtime puts netns files.
+  const nodePath = (path: string) =>
+    nodeFs ? `/proc/${service.pid}/root${path.replace(/^\/var\/run\//, '/run/')}` : path;
   const cri = criClient(socketPath);
   const ctr = (ctrArgs: readonly string[], runOpts?: RunOptions) =>
     runOk('ctr', ['--address', socketPath, '--namespace', CRI_NAMESPACE, ...ctrArgs], runOpts);
@@ -155,7 +188,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
         // Learn its netns and cgroup before it goes, in case the removal fails half-way.
         const status = await cri.call('PodSandboxStatus', { pod_sandbox_id: sandbox.id, verbose: true });
         const spec = runtimeSpecOf(status.info);
-        if (spec.netns && !spec.netns.startsWith(`${dir}/`)) netns.add(spec.netns);
+        if (spec.netns && !nodeFs && !spec.netns.startsWith(`${dir}/`)) netns.add(spec.netns);
         if (spec.cgroupParent) cgroups.track(spec.cgroupParent);
         await cri.call('StopPodSandbox', { pod_sandbox_id: sandbox.id });
         await cri.call('RemovePodSandbox', { pod_sandbox_id: sandbox.id });
@@ -213,11 +246,24 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     importImage,
     cgroups,
     trackNetns: (path) => {
-      if (!path.startsWith(`${dir}/`)) netns.add(path);
+      // A node of its own unmounts its netns files when its last process goes.
+      if (!nodeFs && !path.startsWith(`${dir}/`)) netns.add(path);
     },
+    nodePath,
     removeAllSandboxes,
     stop,
   };
+}
+
+/** The shell lines that make the node's mount namespace, then exec containerd ("$@"). */
+function nodeFsScript(mounts: readonly [string, string][]): string {
+  const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  return [
+    ...mounts.map(([node, lab]) => `mkdir -p ${q(node)} && mount --bind ${q(lab)} ${q(node)}`),
+    // Shared within this namespace only (it was made private from the host's first).
+    'mount --make-rshared /',
+    'exec "$@"',
+  ].join('\n');
 }
 
 function containerdConfig(

@@ -116,6 +116,13 @@ export interface KubeletLiteOptions {
   /** Default: 10 MiB, 5 files (the kubelet's defaults). */
   rotation?: Partial<LogRotationPolicy>;
   /**
+   * The node's /var/log: where the runtime writes the pods' logs and the symlinks point, as the
+   * runtime and pods see it (`nodeLogRoot`, e.g. /var/log on a node with a mount namespace of its
+   * own, see ContainerdOptions.nodeFs) and as this process reaches it (`logRoot`). Default: a
+   * temp dir seen the same by both.
+   */
+  logRoot?: { test: string; node: string };
+  /**
    * A failed RunPodSandbox is retried as the kubelet's pod workers do on their next sync (a CNI
    * "try again later", code 11, reaches the kubelet only as the runtime's error text).
    * Default: 5 attempts, 300 ms apart.
@@ -135,8 +142,10 @@ export interface KubeletLite {
   readonly url: string;
   readonly tokenFile: string;
   readonly nodeName: string;
-  /** Holds pods/ and containers/, the /var/log of this node. */
+  /** Holds pods/ and containers/, the /var/log of this node (as this process reaches it). */
   readonly logRoot: string;
+  /** The same as the runtime and pods see it. */
+  readonly nodeLogRoot: string;
   readonly podLogRoot: string;
   readonly containerLogRoot: string;
   readonly pods: ReadonlyMap<string, LitePod>;
@@ -211,7 +220,11 @@ export async function startKubeletLite(opts: KubeletLiteOptions): Promise<Kubele
   const cri = containerd.cri;
   const nodeName = opts.nodeName ?? 'lab-node';
   const dir = await tempDir('kubelet', lab);
-  const logRoot = join(dir, 'log');
+  const logRoot = opts.logRoot?.test ?? join(dir, 'log');
+  const nodeLogRoot = opts.logRoot?.node ?? logRoot;
+  // A path as the runtime reports it (its log_path), as this process reaches it.
+  const testPath = (path: string) =>
+    path.startsWith(`${nodeLogRoot}/`) ? logRoot + path.slice(nodeLogRoot.length) : path;
   const podLogRoot = join(logRoot, 'pods');
   const containerLogRoot = join(logRoot, 'containers');
   await mkdir(podLogRoot, { recursive: true });
@@ -246,7 +259,7 @@ export async function startKubeletLite(opts: KubeletLiteOptions): Promise<Kubele
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/pods`;
 
   const runPod = async (spec: LitePodSpec): Promise<LitePod> => {
-    const pod = newPod(spec, { nodeName, podLogRoot });
+    const pod = newPod(spec, { nodeName, podLogRoot, nodeLogRoot });
     pods.set(pod.uid, pod);
     try {
       await mkdir(pod.logDir, { recursive: true });
@@ -267,8 +280,9 @@ export async function startKubeletLite(opts: KubeletLiteOptions): Promise<Kubele
         await cri.call('StartContainer', { container_id: id });
         const logPath = join(pod.logDir, config.log_path!);
         const link = containerLogSymlink(containerLogRoot, pod.name, pod.namespace, c.name, id);
-        // As the kubelet: only when the runtime made the log file.
-        if (existsSync(logPath)) await symlink(logPath, link);
+        // As the kubelet: only when the runtime made the log file. The link names the node's path.
+        if (existsSync(logPath))
+          await symlink(join(pod.sandboxConfig.log_directory!, config.log_path!), link);
         pod.containers.push({ name: c.name, id, image: image(c), logPath, symlink: link });
       }
       pod.phase = 'Running';
@@ -303,7 +317,7 @@ export async function startKubeletLite(opts: KubeletLiteOptions): Promise<Kubele
   let rotating: Promise<RotatedLog[]> | undefined;
   const rotateLogs = () => {
     // One pass at a time, as the kubelet's mutex does.
-    rotating ??= rotationPass(cri, policy).finally(() => {
+    rotating ??= rotationPass(cri, policy, testPath).finally(() => {
       rotating = undefined;
     });
     return rotating;
@@ -336,6 +350,7 @@ export async function startKubeletLite(opts: KubeletLiteOptions): Promise<Kubele
     tokenFile,
     nodeName,
     logRoot,
+    nodeLogRoot,
     podLogRoot,
     containerLogRoot,
     pods,
@@ -358,7 +373,10 @@ export async function startKubeletLite(opts: KubeletLiteOptions): Promise<Kubele
   };
 }
 
-function newPod(spec: LitePodSpec, ctx: { nodeName: string; podLogRoot: string }): LitePod {
+function newPod(
+  spec: LitePodSpec,
+  ctx: { nodeName: string; podLogRoot: string; nodeLogRoot: string },
+): LitePod {
   const uid = spec.uid ?? randomUUID();
   const namespace = spec.namespace ?? 'default';
   const labels = { ...spec.labels };
@@ -388,11 +406,12 @@ function newPod(spec: LitePodSpec, ctx: { nodeName: string; podLogRoot: string }
   v1.status = { phase: 'Pending', qosClass: qosName(spec.qos ?? 'besteffort') } as V1Pod['status'];
   const annotations = v1.metadata?.annotations ?? {};
   const logDir = join(ctx.podLogRoot, `${namespace}_${name}_${uid}`);
+  const nodeLogDir = join(ctx.nodeLogRoot, 'pods', `${namespace}_${name}_${uid}`);
   const cgroupParent = podCgroupParent(spec.qos ?? 'besteffort', uid);
   const sandboxConfig: PodSandboxConfig = {
     metadata: { name, uid, namespace, attempt: spec.attempt ?? 0 },
     hostname: spec.hostname ?? name,
-    log_directory: logDir,
+    log_directory: nodeLogDir,
     port_mappings: (spec.portMappings ?? []).map((m) => ({
       protocol: m.protocol ?? 'TCP',
       container_port: m.containerPort,
@@ -524,7 +543,11 @@ function nanosToIso(nanos: string): string {
 }
 
 /** The kubelet's containerLogManager.rotateLogs + processContainer, once over every running container. */
-async function rotationPass(cri: CriClient, policy: LogRotationPolicy): Promise<RotatedLog[]> {
+async function rotationPass(
+  cri: CriClient,
+  policy: LogRotationPolicy,
+  testPath: (nodePath: string) => string,
+): Promise<RotatedLog[]> {
   const { containers } = await cri.call('ListContainers', {
     filter: { state: { state: 'CONTAINER_RUNNING' } },
   });
@@ -538,8 +561,8 @@ async function rotationPass(cri: CriClient, policy: LogRotationPolicy): Promise<
       if ((err as { code?: number }).code === 5) continue;
       throw err;
     }
-    const log = status.log_path;
-    if (!log) continue;
+    if (!status.log_path) continue;
+    const log = testPath(status.log_path);
     let size: number;
     try {
       size = (await stat(log)).size;

@@ -58,7 +58,11 @@ export interface PodSandboxConfig {
   annotations?: Map;
   linux?: {
     cgroup_parent?: string;
-    security_context?: { namespace_options?: NamespaceOption };
+    security_context?: {
+      namespace_options?: NamespaceOption;
+      privileged?: boolean;
+      readonly_rootfs?: boolean;
+    };
     sysctls?: Map;
   };
 }
@@ -97,7 +101,38 @@ export interface ContainerConfig {
   labels?: Map;
   annotations?: Map;
   log_path?: string;
-  linux?: { security_context?: { namespace_options?: NamespaceOption } };
+  mounts?: Mount[];
+  linux?: { resources?: LinuxContainerResources; security_context?: LinuxContainerSecurityContext };
+}
+
+export type MountPropagation =
+  | 'PROPAGATION_PRIVATE'
+  | 'PROPAGATION_HOST_TO_CONTAINER'
+  | 'PROPAGATION_BIDIRECTIONAL';
+
+export interface Mount {
+  container_path: string;
+  /** As the runtime sees it. */
+  host_path: string;
+  readonly?: boolean;
+  propagation?: MountPropagation;
+}
+
+/** int64 fields as strings (proto-loader's longs: String). */
+export interface LinuxContainerResources {
+  cpu_period?: string;
+  cpu_quota?: string;
+  cpu_shares?: string;
+  memory_limit_in_bytes?: string;
+  oom_score_adj?: string;
+}
+
+export interface LinuxContainerSecurityContext {
+  /** CAP_-prefixed names, as the kubelet sends them. */
+  capabilities?: { add_capabilities?: string[]; drop_capabilities?: string[] };
+  privileged?: boolean;
+  namespace_options?: NamespaceOption;
+  readonly_rootfs?: boolean;
 }
 
 export interface Container {

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { which } from '../bin.ts';
 import { runOk } from '../exec.ts';
 
@@ -19,6 +21,10 @@ export interface LabImage {
   env?: string[];
   /** Extra files by absolute path in the image (mode 0755: scripts). */
   files?: Record<string, string>;
+  /** Directories whose contents become layers of their own, in order (an image's root filesystem). */
+  trees?: string[];
+  /** Default /. */
+  workingDir?: string;
 }
 
 /** The sandbox ("pause") image: busybox sleeping until killed. */
@@ -99,6 +105,7 @@ export async function imageArchive(images: readonly LabImage[], dir: string): Pr
   const manifest = [];
   for (const [i, image] of images.entries()) {
     const layers = [baseLayer];
+    for (const tree of image.trees ?? []) layers.push(await addLayer(archive, tree));
     if (image.files) {
       const tree = join(work, `files-${i}`);
       for (const [path, content] of Object.entries(image.files)) {
@@ -117,7 +124,7 @@ export async function imageArchive(images: readonly LabImage[], dir: string): Pr
           Env: image.env ?? ['PATH=/usr/local/bin:/bin'],
           ...(image.entrypoint ? { Entrypoint: image.entrypoint } : {}),
           ...(image.cmd ? { Cmd: image.cmd } : {}),
-          WorkingDir: '/',
+          WorkingDir: image.workingDir ?? '/',
         },
         rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${l}`) },
       }),
@@ -140,7 +147,10 @@ async function addLayer(archive: string, tree: string): Promise<string> {
     '--create', '--file', layer, '--directory', tree,
     '--numeric-owner', '--owner=0', '--group=0', '--sort=name', '.',
   ]);
-  const digest = sha256(await readFile(layer));
+  // Streamed: an agent image's layer is a few hundred MiB.
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(layer), hash);
+  const digest = hash.digest('hex');
   await mkdir(join(archive, digest), { recursive: true });
   await rename(layer, join(archive, digest, 'layer.tar'));
   return digest;
