@@ -1,9 +1,19 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { existingCgroupDirs } from '../lab/cri/cgroups.ts';
 import { Lab } from '../lab/scope.ts';
 import { waitFor } from '../lab/wait.ts';
 import { type DaemonSetNode, nodeDirEntries, startDaemonSetNode } from './daemonset-node.ts';
-import { e2eSkipReason, listenAndLog, parseLine, randomSuffix } from './node.ts';
+import {
+  e2eSkipReason,
+  LISTEN_PORT,
+  listenAndLog,
+  parseLine,
+  randomSuffix,
+  tcpRead,
+  waitTcpOk,
+} from './node.ts';
 
 /**
  * Scenarios of issue 15 on a node that runs nodeward as Kubernetes does (daemonset-node.ts): the
@@ -86,5 +96,199 @@ describe.skipIf(skip !== undefined)('the DaemonSet from deploy/ on a containerd 
       console.log(`--- agent log (end) ---\n${node?.agentLog().slice(-8000)}`);
   });
 
-  it.todo('config change');
+  // The config the later scenarios run with (the config-change scenario edits it).
+  let config: Record<string, unknown>;
+
+  it('config change: editing the ConfigMap rolls the agent and the new value is in effect', async () => {
+    const before = node.agentPod!;
+    config = node.labConfig();
+    const logs = config['logs'] as { kafka: Record<string, unknown> };
+    logs.kafka['topic'] = 'edited.{namespace}';
+    const objects = await node.render({ config });
+    const configMaps = objects.filter((o) => o.kind === 'ConfigMap').map((o) => o.metadata.name);
+    expect(configMaps).toHaveLength(1);
+    expect(configMaps[0]).toMatch(/^nodeward-config-[0-9a-f]{10}$/);
+    // An unchanged render does not roll; the edited one does, to a new pod.
+    expect(await node.rollout(await node.render())).toBe(false);
+    expect(await node.rollout(objects)).toBe(true);
+    const after = node.agentPod!;
+    expect(after.uid).not.toBe(before.uid);
+    expect(after.containers.get('agent')!.restarts).toBe(0);
+
+    const ns = `edited-${randomSuffix()}`;
+    const pod = await node.kubelet.runPod({
+      namespace: ns,
+      containers: [{ name: 'app', env: { LINES: '20', RATE: '100' } }],
+    });
+    const records = await waitFor(
+      async () => {
+        const r = await node.records(`edited.${ns}`);
+        return r.length >= 40 ? r : undefined;
+      },
+      { what: `40 records in edited.${ns}`, timeoutMs: 60_000, intervalMs: 1000 },
+    );
+    expect(records).toHaveLength(40);
+    expect(await node.records(`logs.${ns}`)).toEqual([]);
+    await node.kubelet.removePod(pod);
+  }, 240_000);
+
+  it('rolling upgrade under churn: no pod creation fails for good, no address leaked or duplicated, no line lost', async () => {
+    await node.tagImage('2');
+    const objects = await node.render({ config, tag: '2' });
+    const ns = `upgrade-${randomSuffix()}`;
+    const topic = `edited.${ns}`;
+    // Writers alive across the upgrade: 20 lines/s per stream for ≈ 30 s.
+    const LINES = 600;
+    const RATE = 20;
+    const writers = await Promise.all(
+      [0, 1, 2].map(() =>
+        node.kubelet.runPod({
+          namespace: ns,
+          owner: { kind: 'Deployment', name: 'writer' },
+          containers: [{ name: 'app', env: { LINES: String(LINES), RATE: String(RATE) } }],
+        }),
+      ),
+    );
+
+    // Churn: pods created and removed the whole time, as many at once as CHURN.
+    let churning = true;
+    const created: { ip: string; attempts: number; teardownRetries: number }[] = [];
+    const failures: string[] = [];
+    const churn = async () => {
+      while (churning) {
+        try {
+          const p = await node.kubelet.runPod({
+            namespace: ns,
+            owner: { kind: 'Deployment', name: 'churn' },
+            containers: [{ name: 'app', env: { LINES: '1' } }],
+          });
+          const record = { ip: p.ip, attempts: p.sandboxAttempts, teardownRetries: 0 };
+          created.push(record);
+          // Alive together with the writers: two live pods never share an address.
+          const live = [...node.kubelet.pods.values()].filter((x) => x.phase === 'Running').map((x) => x.ip);
+          expect(new Set(live).size).toBe(live.length);
+          await new Promise((r) => setTimeout(r, 500));
+          await node.kubelet.removePod(p);
+          record.teardownRetries = p.teardownErrors.length;
+        } catch (err) {
+          failures.push(String(err));
+        }
+      }
+    };
+    // NetworkReady false streaks, sampled every 100 ms.
+    let notReadySince: number | undefined;
+    let longestNotReady = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const ready = (await node.networkReady()).ready;
+        const now = Date.now();
+        if (!ready) notReadySince ??= now;
+        else if (notReadySince !== undefined) {
+          longestNotReady = Math.max(longestNotReady, now - notReadySince);
+          notReadySince = undefined;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const churners = [churn(), churn()];
+    await new Promise((r) => setTimeout(r, 5000));
+    const upgradeStart = Date.now();
+    expect(await node.rollout(objects)).toBe(true);
+    const upgradeMs = Date.now() - upgradeStart;
+    await new Promise((r) => setTimeout(r, 8000));
+    churning = false;
+    await Promise.all(churners);
+    sampling = false;
+    await sampler;
+
+    const retried = created.filter((c) => c.attempts > 1).length;
+    const terminating = created.filter((c) => c.teardownRetries > 0).length;
+    console.log(
+      `upgrade: ${upgradeMs} ms from SIGTERM of the old agent to the new one ready; NetworkReady false for at most ${longestNotReady} ms; ${created.length} pods created during churn, ${retried} needed a retry; ${terminating} removals waited for the new agent`,
+    );
+    expect(failures).toEqual([]);
+    expect(created.length).toBeGreaterThan(5);
+    expect(longestNotReady).toBeLessThanOrEqual(upgradeMs + 1000);
+    const image = node.agentPod!.configs.get('agent')!.image.image;
+    expect(image).toBe('nodeward.lab/nodeward:2');
+
+    // Every line of the writers, exactly once but for a restart's redelivery (≈ 1 s of lines).
+    const expected = writers.length * 2 * LINES;
+    const records = await waitFor(
+      async () => {
+        const r = await node.records(topic);
+        const seen = new Set(r.map((x) => `${x.labels.pod}/${x.message.slice(0, 20)}`));
+        return seen.size >= expected ? r : undefined;
+      },
+      { what: `${expected} distinct lines in ${topic}`, timeoutMs: 120_000, intervalMs: 2000 },
+    );
+    const writerPods = new Set(writers.map((w) => w.name));
+    const byKey = new Map<string, number>();
+    let withoutOwner = 0;
+    for (const r of records) {
+      const line = parseLine(r.message);
+      // By the pod of the file name: loss and duplicates, whatever the metadata said.
+      if (!line || !writerPods.has(r.labels.pod ?? '')) continue;
+      if (r.labels.deployment !== 'writer') withoutOwner++;
+      const key = `${r.labels.pod}/${line.stream}/${line.seq}`;
+      byKey.set(key, (byKey.get(key) ?? 0) + 1);
+    }
+    expect(byKey.size).toBe(expected);
+    const duplicates = [...byKey.values()].filter((n) => n > 1).length;
+    // Reported, not asserted: once 22 of 3,600 lines went out with only their file name's labels
+    // around the restart (not reproduced since; see the issue's closing note).
+    console.log(
+      `upgrade: ${expected} lines shipped, ${duplicates} twice, ${withoutOwner} without the Deployment label`,
+    );
+    // Per stream at most ≈ 1 s of lines again (RATE per stream, 6 streams).
+    expect(duplicates).toBeLessThanOrEqual(RATE * 6);
+
+    // The agent stayed within its memory limit: no restart, no OOM kill.
+    const agent = node.agentPod!.containers.get('agent')!;
+    expect(agent.restarts).toBe(0);
+    const limit = Number(node.agentPod!.configs.get('agent')!.linux?.resources?.memory_limit_in_bytes);
+    const cgroup = agent.memoryCgroup();
+    const peakFile =
+      cgroup && ['memory.max_usage_in_bytes', 'memory.peak'].map((f) => join(cgroup, f)).find(existsSync);
+    if (peakFile) {
+      const peak = Number(readFileSync(peakFile, 'utf8'));
+      console.log(
+        `upgrade: the new agent's memory peak ${(peak / 2 ** 20).toFixed(0)} MiB of its ${(limit / 2 ** 20).toFixed(0)} MiB limit`,
+      );
+      expect(peak).toBeLessThan(limit);
+    }
+    for (const w of writers) await node.kubelet.removePod(w);
+    expect((await node.ipamCheck()).problems).toEqual([]);
+  }, 300_000);
+
+  it('uninstall: the conflist goes, running pods keep their network, nothing is left but the state dir', async () => {
+    const ns = `uninstall-${randomSuffix()}`;
+    const pod = await node.kubelet.runPod({
+      namespace: ns,
+      containers: [{ name: 'app', command: listenAndLog(), env: { LINES: '1' } }],
+    });
+    await waitTcpOk(pod.ip, LISTEN_PORT, `pod ${pod.name} on ${LISTEN_PORT}`);
+    const objects = await node.render({ config, tag: '2' });
+    const agent = node.agentPod!;
+    await node.uninstall();
+
+    expect(existsSync(node.nodePath(CONFLIST))).toBe(false);
+    const ready = await node.networkReady();
+    expect(ready.ready).toBe(false);
+    // The running pod keeps its address and answers.
+    expect(await node.podAddresses(pod)).toEqual([pod.ip]);
+    expect((await tcpRead(pod.ip, LISTEN_PORT)).trim()).toBe('ok');
+    // Nothing left on the node but the documented: the state dir, the shim, no socket, no agent cgroup.
+    expect(nodeDirEntries(node, '/run/nodeward')).toEqual([]);
+    expect(nodeDirEntries(node, '/etc/cni/net.d')).toEqual([]);
+    expect(nodeDirEntries(node, '/var/lib/nodeward').length).toBeGreaterThan(0);
+    expect(existingCgroupDirs(agent.cgroupParent)).toEqual([]);
+
+    // Reinstalled, the node takes pods again and the old pod is torn down normally.
+    await node.install(objects);
+    await waitFor(async () => (await node.networkReady()).ready, { what: 'NetworkReady', timeoutMs: 20_000 });
+    await node.kubelet.removePod(pod);
+    expect((await node.ipamCheck()).problems).toEqual([]);
+  }, 240_000);
 });

@@ -97,6 +97,8 @@ export interface LitePod {
   sandboxAttempts: number;
   /** The errors of the failed RunPodSandbox calls. */
   sandboxErrors: string[];
+  /** The errors of the failed StopPodSandbox calls (retried). */
+  teardownErrors: string[];
   readonly containers: LiteContainer[];
   /** The v1 Pod /pods serves. */
   readonly v1: V1Pod;
@@ -295,18 +297,40 @@ export async function startKubeletLite(opts: KubeletLiteOptions): Promise<Kubele
     }
   };
 
+  // The kubelet retries a failed teardown on its next syncs (the pod stays Terminating): while no
+  // conflist is loaded, containerd cannot run the CNI DEL ("cni plugin not initialized").
+  const teardown = async (pod: LitePod, step: () => Promise<unknown>): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await step();
+        return;
+      } catch (err) {
+        // Gone already (an earlier, half-done removal): nothing to do.
+        if ((err as { code?: number }).code === 5) return;
+        pod.teardownErrors.push(messageOf(err));
+        if (attempt >= retry.attempts || !retry.retryIf(err as Error)) throw err;
+        await new Promise((r) => setTimeout(r, retry.delayMs));
+      }
+    }
+  };
+
   const stopPod = async (pod: LitePod, graceSeconds = 2): Promise<void> => {
     await Promise.all(
-      pod.containers.map((c) => cri.call('StopContainer', { container_id: c.id, timeout: graceSeconds })),
+      pod.containers.map((c) =>
+        teardown(pod, () => cri.call('StopContainer', { container_id: c.id, timeout: graceSeconds })),
+      ),
     );
-    if (pod.sandboxId) await cri.call('StopPodSandbox', { pod_sandbox_id: pod.sandboxId });
+    if (pod.sandboxId)
+      await teardown(pod, () => cri.call('StopPodSandbox', { pod_sandbox_id: pod.sandboxId }));
     if (pod.phase === 'Running') pod.phase = 'Stopped';
   };
 
   const removePod = async (pod: LitePod, removeOpts: { keepLogs?: boolean } = {}): Promise<void> => {
     await stopPod(pod, 0);
-    for (const c of pod.containers) await cri.call('RemoveContainer', { container_id: c.id });
-    if (pod.sandboxId) await cri.call('RemovePodSandbox', { pod_sandbox_id: pod.sandboxId });
+    for (const c of pod.containers)
+      await teardown(pod, () => cri.call('RemoveContainer', { container_id: c.id }));
+    if (pod.sandboxId)
+      await teardown(pod, () => cri.call('RemovePodSandbox', { pod_sandbox_id: pod.sandboxId }));
     const left = await removeCgroupSoon(pod.cgroupParent);
     await Promise.all(pod.containers.map((c) => rm(c.symlink, { force: true })));
     if (!removeOpts.keepLogs) await rm(pod.logDir, { recursive: true, force: true });
@@ -440,6 +464,7 @@ function newPod(
     netns: undefined,
     sandboxAttempts: 0,
     sandboxErrors: [],
+    teardownErrors: [],
     containers: [],
     v1,
   };
