@@ -44,6 +44,7 @@ describe.skipIf(skip !== undefined)('the DaemonSet from deploy/ on a containerd 
     const agent = pod.configs.get('agent')!;
     expect(agent.linux?.security_context?.namespace_options).toMatchObject({ network: 'NODE', pid: 'NODE' });
     expect(Number(agent.linux?.resources?.memory_limit_in_bytes)).toBeGreaterThan(0);
+    expect(agent.linux?.security_context?.readonly_rootfs).toBe(true);
     expect(agent.mounts?.find((m) => m.container_path === '/run/netns')?.propagation).toBe(
       'PROPAGATION_HOST_TO_CONTAINER',
     );
