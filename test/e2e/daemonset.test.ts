@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { existingCgroupDirs } from '../lab/cri/cgroups.ts';
+import { runOk } from '../lab/exec.ts';
 import { Lab } from '../lab/scope.ts';
 import { waitFor } from '../lab/wait.ts';
 import { type DaemonSetNode, nodeDirEntries, startDaemonSetNode } from './daemonset-node.ts';
@@ -67,6 +68,17 @@ describe.skipIf(skip !== undefined)('the DaemonSet from deploy/ on a containerd 
     expect(new Set(ips).size).toBe(3);
     for (const ip of ips) expect(node.pool.contains(ip)).toBe(true);
     for (const p of pods) expect(await node.podAddresses(p)).toEqual([p.ip]);
+    // The gratuitous ARP's arp_notify, set inside each pod's netns after the ADD (announcements.ts).
+    for (const p of pods) {
+      const netns = node.nodePath(p.netns!);
+      await waitFor(
+        async () =>
+          (
+            await runOk('nsenter', [`--net=${netns}`, 'cat', '/proc/sys/net/ipv4/conf/eth0/arp_notify'])
+          ).trim() === '1',
+        { what: `arp_notify in ${p.name}`, timeoutMs: 10_000 },
+      );
+    }
 
     // 3 pods × 2 streams × 50 lines, labelled with the Deployment.
     const topic = `logs.${ns}`;
@@ -84,10 +96,21 @@ describe.skipIf(skip !== undefined)('the DaemonSet from deploy/ on a containerd 
     const samples = await node.scrape();
     expect(samples.get('node_load1')?.length).toBe(1);
     const cpu = samples.get('container_cpu_usage_seconds_total') ?? [];
-    for (const p of pods)
+    // container_file_descriptors reads other processes' /proc/<pid>/fd (CAP_SYS_PTRACE).
+    const fds = samples.get('container_file_descriptors') ?? [];
+    for (const p of pods) {
       expect(cpu.some((s) => s.labels['pod'] === p.name && s.labels['container'] === 'app')).toBe(true);
+      const fd = fds.find((s) => s.labels['pod'] === p.name && s.labels['container'] === 'app');
+      expect(fd?.value).toBeGreaterThan(0);
+    }
 
     expect(pod.containers.get('agent')!.restarts).toBe(0);
+    // A fresh install logs no error and no warning but the expected one (no API server to ask).
+    const complaints = node
+      .agentLog()
+      .split('\n')
+      .filter((l) => /"level":"(warn|error|fatal)"/.test(l) && !l.includes('ipam gc: the cluster GC'));
+    expect(complaints).toEqual([]);
     for (const p of pods) await node.kubelet.removePod(p);
     expect((await node.ipamCheck()).problems).toEqual([]);
   }, 240_000);

@@ -255,8 +255,9 @@ export async function runManifestPod(opts: ManifestPodOptions): Promise<Manifest
           ...(c.securityContext?.capabilities
             ? {
                 capabilities: {
-                  add_capabilities: (c.securityContext.capabilities.add ?? []).map(capName),
-                  drop_capabilities: (c.securityContext.capabilities.drop ?? []).map(capName),
+                  // As written (NET_ADMIN): the kubelet passes them so, the runtime adds CAP_.
+                  add_capabilities: c.securityContext.capabilities.add ?? [],
+                  drop_capabilities: c.securityContext.capabilities.drop ?? [],
                 },
               }
             : {}),
@@ -616,11 +617,6 @@ export function quantity(q: string): number {
   const u = units[m[2]!];
   if (u === undefined) throw new Error(`bad quantity unit in ${q}`);
   return Number(m[1]) * u;
-}
-
-/** NET_ADMIN → CAP_NET_ADMIN, as the kubelet passes them. */
-function capName(c: string): string {
-  return c.startsWith('CAP_') ? c : `CAP_${c}`;
 }
 
 async function httpOk(url: string, timeoutMs: number): Promise<boolean> {

@@ -128,7 +128,7 @@ export interface LinuxContainerResources {
 }
 
 export interface LinuxContainerSecurityContext {
-  /** CAP_-prefixed names, as the kubelet sends them. */
+  /** Names without CAP_ (NET_ADMIN), as the kubelet sends them; the runtime adds the prefix. */
   capabilities?: { add_capabilities?: string[]; drop_capabilities?: string[] };
   privileged?: boolean;
   namespace_options?: NamespaceOption;
