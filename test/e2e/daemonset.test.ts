@@ -120,6 +120,45 @@ describe.skipIf(skip !== undefined)('the DaemonSet from deploy/ on a containerd 
       console.log(`--- agent log (end) ---\n${node?.agentLog().slice(-8000)}`);
   });
 
+  it('a log burst at full speed: the agent ships it within its memory limit, not restarted', async () => {
+    const pod = node.agentPod!;
+    const agent = pod.containers.get('agent')!;
+    const limit = Number(pod.configs.get('agent')!.linux?.resources?.memory_limit_in_bytes);
+    const sent = async () =>
+      (await node.scrape()).get('nodeward_logs_lines_sent_total')?.reduce((n, s) => n + s.value, 0) ?? 0;
+    const before = await sent();
+    // 4 writers × 2 streams × 40,000 lines of 200 bytes, as fast as the shell writes them.
+    const LINES = 40_000;
+    const ns = `burst-${randomSuffix()}`;
+    const writers = await Promise.all(
+      [0, 1, 2, 3].map(() =>
+        node.kubelet.runPod({
+          namespace: ns,
+          containers: [{ name: 'app', env: { LINES: String(LINES), RATE: '0', LENGTH: '200' } }],
+        }),
+      ),
+    );
+    const total = writers.length * 2 * LINES;
+    const started = Date.now();
+    await waitFor(async () => (await sent()) - before >= total, {
+      what: `${total} lines sent (nodeward_logs_lines_sent_total)`,
+      timeoutMs: 180_000,
+      intervalMs: 1000,
+    });
+    const seconds = (Date.now() - started) / 1000;
+    const cgroup = agent.memoryCgroup();
+    const peakFile =
+      cgroup && ['memory.max_usage_in_bytes', 'memory.peak'].map((f) => join(cgroup, f)).find(existsSync);
+    const peak = peakFile ? Number(readFileSync(peakFile, 'utf8')) : Number.NaN;
+    console.log(
+      `burst: ${total} lines of 200 bytes in ${seconds.toFixed(1)} s (${Math.round(total / seconds)} lines/s); agent memory peak ${(peak / 2 ** 20).toFixed(0)} MiB of its ${(limit / 2 ** 20).toFixed(0)} MiB limit`,
+    );
+    expect(agent.restarts).toBe(0);
+    expect(agent.terminations).toEqual([]);
+    if (peakFile) expect(peak).toBeLessThan(limit);
+    for (const w of writers) await node.kubelet.removePod(w);
+  }, 300_000);
+
   // The config the later scenarios run with (the config-change scenario edits it).
   let config: Record<string, unknown>;
 
