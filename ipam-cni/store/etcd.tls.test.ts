@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { networkSchema } from '../../shared/config/index.ts';
-import { freePorts, Lab, runOk, skipReason, startService, tempDir, waitFor } from '../../test/lab/index.ts';
+import { startSecureEtcd } from '../../test/lab/etcd-tls.ts';
+import { Lab, skipReason, tempDir } from '../../test/lab/index.ts';
 import { Presence } from '../gc/presence.ts';
 import { Ipam } from '../ipam/ipam.ts';
 import { addPool } from '../ipam/pools.ts';
@@ -29,128 +27,14 @@ afterAll(async () => {
   await lab.cleanup();
 });
 
-async function makeCerts(
-  dir: string,
-): Promise<Record<'ca' | 'serverCert' | 'serverKey' | 'clientCert' | 'clientKey', string>> {
-  const f = (n: string) => join(dir, n);
-  await runOk('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '1',
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.crt'),
-    '-subj',
-    '/CN=nodeward-test-ca',
-  ]);
-  const sign = async (name: string, cn: string, ext: string) => {
-    await writeFile(f(`${name}.ext`), ext);
-    await runOk('openssl', [
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      f(`${name}.key`),
-      '-out',
-      f(`${name}.csr`),
-      '-subj',
-      `/CN=${cn}`,
-    ]);
-    await runOk('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      f(`${name}.csr`),
-      '-CA',
-      f('ca.crt'),
-      '-CAkey',
-      f('ca.key'),
-      '-CAcreateserial',
-      '-days',
-      '1',
-      '-out',
-      f(`${name}.crt`),
-      '-extfile',
-      f(`${name}.ext`),
-    ]);
-  };
-  await sign(
-    'server',
-    '127.0.0.1',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n',
-  );
-  await sign('client', 'nodeward', 'extendedKeyUsage=clientAuth\n');
-  return {
-    ca: f('ca.crt'),
-    serverCert: f('server.crt'),
-    serverKey: f('server.key'),
-    clientCert: f('client.crt'),
-    clientKey: f('client.key'),
-  };
-}
-
 describe.skipIf(reason)('etcd with TLS, client certificates and auth (real etcd)', () => {
   it('allocates with the right certificate and password; says why without them', async () => {
-    const dir = await tempDir('etcd-tls', lab);
-    const certs = await makeCerts(dir);
-    const [clientPort, peerPort] = await freePorts(2);
-    const clientUrl = `https://127.0.0.1:${clientPort}`;
-    const peerUrl = `http://127.0.0.1:${peerPort}`;
-    const service = startService({
-      lab,
-      name: 'etcd-tls',
-      dir,
-      command: 'etcd',
-      // biome-ignore format: one flag and its value per line
-      args: [
-        '--name', 'tls',
-        '--data-dir', join(dir, 'data'),
-        '--listen-client-urls', clientUrl,
-        '--advertise-client-urls', clientUrl,
-        '--listen-peer-urls', peerUrl,
-        '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster', `tls=${peerUrl}`,
-        '--cert-file', certs.serverCert,
-        '--key-file', certs.serverKey,
-        '--trusted-ca-file', certs.ca,
-        '--client-cert-auth',
-        '--logger', 'zap',
-      ],
-    });
-    const ctl = (args: string[], user?: string) =>
-      runOk('etcdctl', [
-        `--endpoints=${clientUrl}`,
-        `--cacert=${certs.ca}`,
-        `--cert=${certs.clientCert}`,
-        `--key=${certs.clientKey}`,
-        '--dial-timeout=2s',
-        ...(user ? [`--user=${user}`] : []),
-        ...args,
-      ]);
-    const answers = async () => {
-      await ctl(['endpoint', 'health']);
-      return true;
-    };
-    await waitFor(answers, {
-      what: 'etcd with TLS healthy',
-      timeoutMs: 20_000,
-      services: [service],
-    });
-    const rootPw = randomBytes(8).toString('hex');
-    const userPw = randomBytes(8).toString('hex');
-    const prefix = '/nodeward-tls/';
-    await ctl(['user', 'add', `root:${rootPw}`]);
-    await ctl(['role', 'add', 'nodeward-ipam']);
-    await ctl(['role', 'grant-permission', '--prefix=true', 'nodeward-ipam', 'readwrite', prefix]);
-    await ctl(['user', 'add', `nodeward:${userPw}`]);
-    await ctl(['user', 'grant-role', 'nodeward', 'nodeward-ipam']);
-    await ctl(['auth', 'enable']);
+    const secure = await startSecureEtcd({ lab, prefix: '/nodeward-tls/' });
+    const { certs, ctl, prefix } = secure;
+    const clientUrl = secure.endpoint;
+    const rootPw = secure.rootPassword;
+    const userPw = secure.password;
+    const dir = await tempDir('etcd-tls-store', lab);
 
     const open = async (etcd: Record<string, unknown>) => {
       const network = networkSchema.parse({

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import type { AuditReport } from '../../ipam-cni/ipam/audit.ts';
 import { type Containerd, startContainerd } from '../lab/containerd.ts';
 import { REFERENCE_PLUGINS } from '../lab/cri/cni.ts';
-import { type Etcd, startEtcd } from '../lab/etcd.ts';
+import { type SecureEtcd, startSecureEtcd } from '../lab/etcd-tls.ts';
 import { run, runOk } from '../lab/exec.ts';
 import { type KafkaMock, startKafka } from '../lab/kafka.ts';
 import { type KubeletLite, type LitePod, startKubeletLite } from '../lab/kubelet-lite.ts';
@@ -35,7 +35,8 @@ import {
  * has a node of its own (ContainerdOptions.nodeFs): /etc/cni/net.d, /opt/cni/bin, /var/log,
  * /run/nodeward, /var/lib/nodeward, /run/netns, /var/lib/cni and /var/lib/docker/containers are
  * lab dirs there, so the manifests' hostPaths and the production config's paths are used as they
- * are. The lab's overlay of the production config: loopback etcd and Kafka, the kubelet stand-in
+ * are. etcd runs with TLS, client certificates and auth, its client Secret made as deploy/README.md
+ * says. The lab's overlay of the production config: loopback etcd and Kafka, the kubelet stand-in
  * as pod source, a free loopback port instead of 0.0.0.0:9560, the lab's pool.
  */
 
@@ -62,7 +63,8 @@ interface ProductionConfig {
 
 export interface DaemonSetNode {
   readonly lab: Lab;
-  readonly etcd: Etcd;
+  /** TLS with client certificates and auth, as the production config expects it. */
+  readonly etcd: SecureEtcd;
   readonly kafka: KafkaMock;
   readonly containerd: Containerd;
   readonly kubelet: KubeletLite;
@@ -119,7 +121,7 @@ export async function startDaemonSetNode(lab: Lab): Promise<DaemonSetNode> {
   });
   const imageDir = await tempDir('ds-image', lab);
   const [etcd, kafka, containerd, archive] = await Promise.all([
-    startEtcd({ lab }),
+    startSecureEtcd({ lab }),
     startKafka({ lab }),
     startContainerd({
       lab,
@@ -144,12 +146,16 @@ export async function startDaemonSetNode(lab: Lab): Promise<DaemonSetNode> {
     sandboxRetry: { attempts: 300, delayMs: 200 },
   });
 
-  // An operator's `ipam pool add`, from outside the node.
+  // An operator's `ipam pool add`, from outside the node, with the same client certificate.
+  // biome-ignore format: one flag and its value per line
   const etcdFlags = [
-    '--set',
-    'network.ipam.store=etcd',
-    '--set',
-    `network.etcd.endpoints=${etcd.endpoints.join(',')}`,
+    '--set', 'network.ipam.store=etcd',
+    '--set', `network.etcd.endpoints=${etcd.endpoint}`,
+    '--set', `network.etcd.tls.ca=${etcd.certs.ca}`,
+    '--set', `network.etcd.tls.cert=${etcd.certs.clientCert}`,
+    '--set', `network.etcd.tls.key=${etcd.certs.clientKey}`,
+    '--set', `network.etcd.username=${etcd.username}`,
+    '--set', `network.etcd.password=${etcd.password}`,
   ];
   const spec = join(dir, 'pool.json');
   await writeFile(
@@ -159,6 +165,12 @@ export async function startDaemonSetNode(lab: Lab): Promise<DaemonSetNode> {
   const added = await nodeward(['ipam', 'pool', 'add', spec, ...etcdFlags]);
   if (added.code !== 0) throw new Error(`ipam pool add: ${added.stderr}`);
 
+  const etcdSecret = {
+    'ca.crt': readFileSync(etcd.certs.ca, 'utf8'),
+    'client.crt': readFileSync(etcd.certs.clientCert, 'utf8'),
+    'client.key': readFileSync(etcd.certs.clientKey, 'utf8'),
+    password: etcd.password,
+  };
   const port = await freePort();
   const agentUrl = `http://127.0.0.1:${port}`;
   const production = parseYaml(
@@ -170,7 +182,12 @@ export async function startDaemonSetNode(lab: Lab): Promise<DaemonSetNode> {
     c.network.cni['pool'] = pool.name;
     // Mode none pools: no uplink NIC on this machine.
     delete c.network.cni['uplink'];
-    c.network['etcd'] = { endpoints: etcd.endpoints };
+    // TLS files from the Secret as the production config names them; the password from its env.
+    c.network['etcd'] = {
+      ...(c.network['etcd'] as object),
+      endpoints: [etcd.endpoint],
+      username: etcd.username,
+    };
     // The kubelet stand-in's /pods; its token file through the host root the pod mounts.
     c['pods'] = {
       source: 'kubelet',
@@ -191,6 +208,8 @@ export async function startDaemonSetNode(lab: Lab): Promise<DaemonSetNode> {
         'nodeward-config': { 'config.yaml': `${JSON.stringify(opts.config ?? labConfig(), null, 2)}\n` },
       },
       images: [{ name: 'nodeward', newName: IMAGE, newTag: opts.tag ?? '1' }],
+      // The operator's `kubectl create secret generic nodeward-etcd-client` (deploy/README.md).
+      secrets: { 'nodeward-etcd-client': etcdSecret },
     };
     const objects = await renderKustomization(join(ROOT, 'deploy'), overlay);
     // The lab's port instead of 9560 (two labs on one machine; loopback only).

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { existingCgroupDirs } from '../lab/cri/cgroups.ts';
@@ -46,6 +46,12 @@ describe.skipIf(skip !== undefined)('the DaemonSet from deploy/ on a containerd 
     expect(agent.linux?.security_context?.namespace_options).toMatchObject({ network: 'NODE', pid: 'NODE' });
     expect(Number(agent.linux?.resources?.memory_limit_in_bytes)).toBeGreaterThan(0);
     expect(agent.linux?.security_context?.readonly_rootfs).toBe(true);
+    // The etcd client Secret: files of mode 0400 (TLS) and the password as env (secretKeyRef).
+    expect(agent.envs?.find((e) => e.key === 'NODEWARD_NETWORK__ETCD__PASSWORD')?.value).toBe(
+      node.etcd.password,
+    );
+    const etcdMount = agent.mounts?.find((m) => m.container_path === '/etc/nodeward/etcd');
+    expect((statSync(join(etcdMount!.host_path, 'client.key')).mode & 0o777).toString(8)).toBe('400');
     expect(agent.mounts?.find((m) => m.container_path === '/run/netns')?.propagation).toBe(
       'PROPAGATION_HOST_TO_CONTAINER',
     );

@@ -27,7 +27,7 @@ export interface K8sObject {
 export interface Overlay {
   /** Generator sources replaced by this content: `<generator name>` → { key: content }. */
   generatorFiles?: Record<string, Record<string, string>>;
-  /** Secrets to generate besides the kustomization's (as a secretGenerator of an overlay). */
+  /** Secrets besides the kustomization's, as `kubectl create secret generic` makes them (no hash). */
   secrets?: Record<string, Record<string, string>>;
   /** `images:` entries applied after the kustomization's own. */
   images?: { name: string; newName?: string; newTag?: string }[];
@@ -68,7 +68,8 @@ export async function renderKustomization(dir: string, overlay: Overlay = {}): P
 
   const objects: K8sObject[] = [];
   for (const r of k.resources ?? []) {
-    for (const doc of parseAllDocuments(await readFile(join(dir, r), 'utf8'))) {
+    // YAML 1.1 as kubectl reads it (sigs.k8s.io/yaml): `defaultMode: 0400` is octal there, 400 in 1.2.
+    for (const doc of parseAllDocuments(await readFile(join(dir, r), 'utf8'), { version: '1.1' })) {
       if (doc.errors.length > 0) throw new Error(`${r}: ${doc.errors[0]!.message}`);
       const o = doc.toJS() as K8sObject | null;
       if (o) objects.push(o);
@@ -106,7 +107,8 @@ export async function renderKustomization(dir: string, overlay: Overlay = {}): P
   };
   for (const g of k.configMapGenerator ?? []) await generate('ConfigMap', g);
   for (const g of k.secretGenerator ?? []) await generate('Secret', g);
-  for (const [name, data] of Object.entries(overlay.secrets ?? {})) await generate('Secret', { name }, data);
+  for (const [name, data] of Object.entries(overlay.secrets ?? {}))
+    await generate('Secret', { name, options: { disableNameSuffixHash: true } }, data);
 
   for (const o of objects) {
     if (k.namespace && !CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
