@@ -38,7 +38,15 @@ export interface Collector {
  */
 export class NoDataError extends Error {
   constructor(what: string) {
-    super(`no data: ${what}`);
+    // Without a stack: a dozen are thrown at every scrape (hardware this node lacks) and none is
+    // ever logged, while capturing the stack is most of an Error's cost.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(`no data: ${what}`);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'NoDataError';
   }
 }

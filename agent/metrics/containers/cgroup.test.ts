@@ -206,6 +206,18 @@ Total 12800
     expect(readBlkio('/x', read)).toEqual([
       { device: '8:0', readBytes: 512, writeBytes: 1024, reads: 1, writes: 2 },
     ]);
+    // An empty recursive file: its non-recursive twin (the same blkio groups) is not read.
+    const asked: string[] = [];
+    const throttleOnly: Record<string, string> = {
+      'blkio.throttle.io_serviced_recursive': 'Total 0\n',
+      'blkio.throttle.io_serviced': THROTTLE,
+    };
+    const readLogged = (_dir: string, file: string) => {
+      asked.push(file);
+      return throttleOnly[file];
+    };
+    expect(readBlkio('/x', readLogged, BLKIO_FILES.slice(2))).toBeUndefined();
+    expect(asked).toEqual(['blkio.throttle.io_serviced_recursive']);
     // Nothing anywhere (no I/O yet, or no accounting): undefined.
     expect(readBlkio('/x', () => 'Total 0\n')).toBeUndefined();
     expect(readBlkio('/x', () => undefined, BLKIO_FILES)).toBeUndefined();

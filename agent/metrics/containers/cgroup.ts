@@ -159,6 +159,8 @@ export function parseIoStat(text: string, where: string): DeviceIo[] {
   return out;
 }
 
+const RECURSIVE = '_recursive';
+
 /**
  * A v1 cgroup's block I/O from the first of `files` (see BLKIO_FILES) that has entries; undefined
  * when none has (no I/O yet, or no accounting: throttle stats count only on a queue where
@@ -169,11 +171,20 @@ export function readBlkio(
   read: Read,
   files: readonly (readonly [string, string])[] = BLKIO_FILES,
 ): DeviceIo[] | undefined {
+  // A `_recursive` file lists the devices of the cgroup's own blkio groups (summed over its
+  // descendants too); its non-recursive twin lists the same groups' own counts. No device in the
+  // first, none in the second: not read (one read per container per scrape, in the usual case of
+  // a container without block I/O).
+  let emptyRecursive: string | undefined;
   for (const [servicedFile, bytesFile] of files) {
+    if (servicedFile === emptyRecursive) continue;
     const servicedText = read(dir, servicedFile);
     if (servicedText === undefined) continue;
     const serviced = parseBlkio(servicedText, servicedFile);
-    if (serviced.size === 0) continue;
+    if (serviced.size === 0) {
+      if (servicedFile.endsWith(RECURSIVE)) emptyRecursive = servicedFile.slice(0, -RECURSIVE.length);
+      continue;
+    }
     const bytesText = read(dir, bytesFile);
     const bytes = bytesText === undefined ? new Map() : parseBlkio(bytesText, bytesFile);
     const out: DeviceIo[] = [];
@@ -357,6 +368,12 @@ export function cgroupDirsOf(layout: CgroupLayout, path: string): CgroupDirs {
 export interface ReadOptions {
   /** false: skip the limit files (see readCgroupStats). Default true. */
   readonly spec?: boolean;
+  /**
+   * v1, false: skip cpu.stat, whose CFS counters are exposed only for a container with a CPU quota
+   * (the caller knows there is none from the limits it keeps). Default true. v2's cpu.stat also
+   * has the usage, and is always read.
+   */
+  readonly cfs?: boolean;
   /** v1: the blkio files to try (BLKIO_FILES, or the part of it worth trying this scrape). */
   readonly blkioFiles?: readonly (readonly [string, string])[];
   /** The cgroup's directories, when the caller keeps them (saves a path join per file). */
@@ -410,7 +427,7 @@ export function readCgroupV1(
   }
 
   const cpu = dirs.cpu;
-  const cpuStat = read(cpu, 'cpu.stat');
+  const cpuStat = (options.cfs ?? true) ? read(cpu, 'cpu.stat') : undefined;
   if (cpuStat !== undefined) {
     const c = pickKeyed(cpuStat, V1_CPU_KEYS, 'cpu.stat');
     stats.cfsPeriods = c.nr_periods;

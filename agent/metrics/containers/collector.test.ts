@@ -1,3 +1,4 @@
+import { cpSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { metricsSchema } from '../../../shared/config/index.ts';
 import { KubeletPodSource } from '../../../shared/pods/index.ts';
@@ -5,7 +6,7 @@ import { Lab, tempDir } from '../../../test/lab/index.ts';
 import { collectSamples, fixture, sampleValue } from '../../../test/support/metrics/testing.ts';
 import { startFakeKubelet } from '../../../test/support/pods/fake-kubelet.ts';
 import { detectCgroupLayout } from './cgroup.ts';
-import { CONTAINER_FAMILIES, createContainerCollector } from './collector.ts';
+import { CONTAINER_FAMILIES, createContainerCollector, SPEC_REFRESH_MS } from './collector.ts';
 import { createCgroupSource } from './kubelet-cgroups.ts';
 import { podLookupFrom } from './pods.ts';
 import type { PodLookup } from './source.ts';
@@ -63,6 +64,66 @@ describe('container collector', () => {
       expect(names.has(s.name)).toBe(true);
       if (s.name.startsWith('machine_')) continue;
       expect(Object.keys(s.labels)).toEqual(expect.arrayContaining(Object.keys(labels)));
+    }
+  });
+
+  it('picks up changed limits within SPEC_REFRESH_MS; CFS counters (cpu.stat, skipped without a quota) with the quota', async () => {
+    const lab = new Lab();
+    try {
+      const root = await tempDir('cgroup-v1', lab);
+      cpSync(fixture('cgroup-v1'), root, { recursive: true });
+      const layout = detectCgroupLayout(root);
+      if (layout.version !== 1) throw new Error('fixture is v1');
+      const path = '/docker/e160c4d5be902260120e065c12d1b05aa97efcc560b70168278ef664428e47c9';
+      const labels = { id: path, name: 'idle', image: 'busybox', container: '', pod: '', namespace: '' };
+      let now = 1_700_000_000_000;
+      const settings = metricsSchema.parse({ procRoot: fixture('host/proc') });
+      const collector = createContainerCollector({
+        settings: settings.containers,
+        procRoot: settings.procRoot,
+        sysRoot: fixture('host/sys'),
+        layout,
+        source: { kind: 'docker', list: () => [{ cgroupPath: path, labels }], run: async () => {} },
+        clock: () => now,
+      });
+      const cfs = (samples: Awaited<ReturnType<typeof collectSamples>>) =>
+        samples.filter((s) => s.name.startsWith('container_cpu_cfs_')).map((s) => [s.name, s.value]);
+      let samples = await collectSamples(collector);
+      expect(sampleValue(samples, 'container_spec_memory_limit_bytes', labels)).toBe(0);
+      expect(samples.filter((s) => s.name === 'container_spec_cpu_quota')).toEqual([]);
+      expect(cfs(samples)).toEqual([]);
+
+      // `docker update --memory 64m --cpus 0.5`, and the container throttled since.
+      writeFileSync(`${layout.memory}${path}/memory.limit_in_bytes`, '67108864\n');
+      writeFileSync(`${layout.cpu}${path}/cpu.cfs_quota_us`, '50000\n');
+      writeFileSync(
+        `${layout.cpu}${path}/cpu.stat`,
+        'nr_periods 10\nnr_throttled 4\nthrottled_time 2000000000\n',
+      );
+      now += SPEC_REFRESH_MS - 1;
+      samples = await collectSamples(collector);
+      expect(sampleValue(samples, 'container_spec_memory_limit_bytes', labels)).toBe(0);
+      expect(cfs(samples)).toEqual([]);
+      now += 1;
+      samples = await collectSamples(collector);
+      expect(sampleValue(samples, 'container_spec_memory_limit_bytes', labels)).toBe(67108864);
+      expect(sampleValue(samples, 'container_spec_cpu_quota', labels)).toBe(50000);
+      expect(cfs(samples)).toEqual([
+        ['container_cpu_cfs_periods_total', 10],
+        ['container_cpu_cfs_throttled_periods_total', 4],
+        ['container_cpu_cfs_throttled_seconds_total', 2],
+      ]);
+      // With a quota, cpu.stat is read at every scrape, between refreshes too.
+      writeFileSync(
+        `${layout.cpu}${path}/cpu.stat`,
+        'nr_periods 11\nnr_throttled 5\nthrottled_time 3000000000\n',
+      );
+      now += 1000;
+      samples = await collectSamples(collector);
+      expect(sampleValue(samples, 'container_cpu_cfs_periods_total', labels)).toBe(11);
+      collector.close();
+    } finally {
+      await lab.cleanup();
     }
   });
 

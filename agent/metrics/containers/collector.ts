@@ -210,7 +210,9 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
   ): CgroupStats | undefined => {
     const cached = specs.get(info.cgroupPath);
     const fresh = cached !== undefined && nowMs - cached.readAt < SPEC_REFRESH_MS;
-    const stats = readCgroupStats(layout, info.cgroupPath, read, { spec: !fresh, dirs, blkioFiles });
+    // Without a quota no CFS series is emitted (see collect): v1's cpu.stat is then not read.
+    const cfs = !fresh || Boolean(cached.cpuQuota);
+    const stats = readCgroupStats(layout, info.cgroupPath, read, { spec: !fresh, cfs, dirs, blkioFiles });
     if (!stats) return undefined;
     if (fresh) {
       for (const field of SPEC_FIELDS) if (cached[field] !== undefined) stats[field] = cached[field];

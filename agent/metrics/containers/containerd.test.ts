@@ -137,9 +137,17 @@ describe('container metrics on a containerd node (kubelet layout, CRI, hybrid cg
       );
       expect(find(processes, 'container_processes', labels)!.value).toBe(procs().length);
       expect(find(processes, 'container_threads', labels)!.value).toBe(2);
-      const fds = procs().reduce((n, pid) => n + readdirSync(`/proc/${pid}/fd`).length, 0);
-      expect(fds).toBeGreaterThan(0);
-      expect(find(processes, 'container_file_descriptors', labels)!.value).toBe(fds);
+      // Counted again right after each scrape: a fork of sh (its next sleep) briefly adds a process
+      // and its inherited fds, so one scrape and one count may straddle it.
+      const fds = () => procs().reduce((n, pid) => n + readdirSync(`/proc/${pid}/fd`).length, 0);
+      await waitFor(
+        async () => {
+          const scraped = find(await scrape(), 'container_file_descriptors', labels)?.value;
+          const counted = fds();
+          return counted > 0 && scraped === counted;
+        },
+        { what: 'container_file_descriptors equal to the fds /proc lists', timeoutMs: 20_000 },
+      );
 
       // The writable layer, from the CRI once containerd's snapshot syncer (10 s) has measured it.
       const layer = await waitFor(
