@@ -310,6 +310,14 @@ describe.skipIf(skip !== undefined)('the DaemonSet from deploy/ on a containerd 
     console.log(
       `upgrade: ${expected} lines shipped, ${duplicates} twice, ${withoutOwner} without the Deployment label`,
     );
+    if (withoutOwner > 0)
+      console.log(
+        `the new agent's warnings:\n${node
+          .agentLog()
+          .split('\n')
+          .filter((l) => /"level":"(warn|error)"/.test(l))
+          .join('\n')}`,
+      );
     // Per stream at most ≈ 1 s of lines again (RATE per stream, 6 streams).
     expect(duplicates).toBeLessThanOrEqual(RATE * 6);
 
