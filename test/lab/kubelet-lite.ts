@@ -15,6 +15,7 @@ import type {
   ContainerConfig,
   ContainerStatus,
   CriClient,
+  PodSandbox,
   PodSandboxConfig,
   Protocol,
 } from './cri/client.ts';
@@ -331,6 +332,8 @@ export async function startKubeletLite(opts: KubeletLiteOptions): Promise<Kubele
       await teardown(pod, () => cri.call('RemoveContainer', { container_id: c.id }));
     if (pod.sandboxId)
       await teardown(pod, () => cri.call('RemovePodSandbox', { pod_sandbox_id: pod.sandboxId }));
+    // Sandboxes of failed attempts the runtime could not clean up then (see runSandbox).
+    for (const o of await podSandboxes(cri, pod.uid)) await teardown(pod, () => removeSandbox(cri, o.id));
     const left = await removeCgroupSoon(pod.cgroupParent);
     await Promise.all(pod.containers.map((c) => rm(c.symlink, { force: true })));
     if (!removeOpts.keepLogs) await rm(pod.logDir, { recursive: true, force: true });
@@ -519,9 +522,30 @@ async function runSandbox(
           cause: err,
         });
       }
+      // A failed RunPodSandbox whose own cleanup failed too (its CNI DEL ran while the conflist was
+      // gone) leaves a sandbox that keeps its name reserved. As the kubelet: the next attempt
+      // number follows the pod's newest sandbox, and its old ones are killed (retried next time).
+      const old = await podSandboxes(cri, pod.uid);
+      if (old.length > 0) {
+        pod.sandboxConfig.metadata.attempt = Math.max(...old.map((o) => o.metadata.attempt)) + 1;
+        for (const o of old) await removeSandbox(cri, o.id).catch(() => {});
+      }
       await new Promise((r) => setTimeout(r, retry.delayMs));
     }
   }
+}
+
+/** The sandboxes the runtime holds for a pod (by the kubelet's uid label). */
+async function podSandboxes(cri: CriClient, uid: string): Promise<PodSandbox[]> {
+  const { items } = await cri.call('ListPodSandbox', {
+    filter: { label_selector: { 'io.kubernetes.pod.uid': uid } },
+  });
+  return items;
+}
+
+async function removeSandbox(cri: CriClient, id: string): Promise<void> {
+  await cri.call('StopPodSandbox', { pod_sandbox_id: id });
+  await cri.call('RemovePodSandbox', { pod_sandbox_id: id });
 }
 
 async function networkReadyOrThrow(cri: CriClient): Promise<void> {
