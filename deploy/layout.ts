@@ -65,6 +65,20 @@ export function runtimePackageDirs(root = ROOT, roots: readonly string[] = EXTER
   return [...found].map((d) => relative(root, d)).sort();
 }
 
+/**
+ * deploy/Dockerfile's ENTRYPOINT and CMD (exec form): how the image starts the agent, for whatever
+ * else starts it the same way (the node lab's image, the benches' Node flags).
+ */
+export function imageCommand(): { entrypoint: string[]; cmd: string[] } {
+  const text = readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8');
+  const form = (instruction: string) => {
+    const m = new RegExp(`^${instruction}\\s+(\\[.*\\])\\s*$`, 'm').exec(text);
+    if (!m) throw new Error(`deploy/Dockerfile has no ${instruction} [...] line`);
+    return JSON.parse(m[1]!) as string[];
+  };
+  return { entrypoint: form('ENTRYPOINT'), cmd: form('CMD') };
+}
+
 /** Copies the build outputs and the runtime packages to <target>/opt/nodeward; returns its size. */
 export function layout(target: string): { dir: string; bytes: number; packages: number } {
   const home = join(target, IMAGE_HOME);

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
+import { imageCommand } from '../../deploy/layout.ts';
 
 /**
  * The agent as the image runs it, for the benches: the bundle (`npm run build`), the timex helper
@@ -25,11 +25,7 @@ export function buildAgentImage(): void {
 export function agentNodeArgs(): string[] {
   const override = process.env['BENCH_NODE_ARGS'];
   if (override !== undefined) return override.split(' ').filter((a) => a !== '');
-  const dockerfile = readFileSync(resolve(ROOT, 'deploy/Dockerfile'), 'utf8');
-  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1];
-  if (entrypoint === undefined) throw new Error('deploy/Dockerfile has no ENTRYPOINT ["node", …] line');
-  const argv = JSON.parse(entrypoint) as string[];
-  return argv.slice(1, -1);
+  return imageCommand().entrypoint.slice(1, -1);
 }
 
 /** Arguments of `process.execPath` for `nodeward agent <args>` as the image runs it. */

@@ -1,9 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
-import { IMAGE_HOME, layout } from '../../deploy/layout.ts';
+import { IMAGE_HOME, imageCommand, layout } from '../../deploy/layout.ts';
 import { which } from '../lab/bin.ts';
 import { imageArchive } from '../lab/cri/images.ts';
 import { runOk } from '../lab/exec.ts';
@@ -23,17 +23,6 @@ const TOOLS: Record<string, string> = {
   nsenter: '/usr/bin/nsenter',
   sysctl: '/usr/sbin/sysctl',
 };
-
-/** deploy/Dockerfile's ENTRYPOINT and CMD (exec form). */
-export function dockerfileCommand(): { entrypoint: string[]; cmd: string[] } {
-  const text = readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8');
-  const form = (instr: string) => {
-    const m = new RegExp(`^${instr}\\s+(\\[.*\\])\\s*$`, 'm').exec(text);
-    if (!m) throw new Error(`deploy/Dockerfile has no ${instr} [...] line`);
-    return JSON.parse(m[1]!) as string[];
-  };
-  return { entrypoint: form('ENTRYPOINT'), cmd: form('CMD') };
-}
 
 /** Builds what the layout needs (bundle, shim, timex helper); the shim only when stale. */
 export async function buildAgent(): Promise<void> {
@@ -75,7 +64,7 @@ export async function agentImageArchive(tag: string, dir: string): Promise<strin
   symlinkSync('../run', join(base, 'var/run'));
   // Debug info is most of the test runner's Node binary; the image's has none.
   if (which('strip')) spawnSync('strip', [join(base, 'usr/local/bin/node')]);
-  const { entrypoint, cmd } = dockerfileCommand();
+  const { entrypoint, cmd } = imageCommand();
   return imageArchive(
     [
       {

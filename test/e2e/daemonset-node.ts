@@ -4,10 +4,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { AuditReport } from '../../ipam-cni/ipam/audit.ts';
-import { type Containerd, startContainerd } from '../lab/containerd.ts';
+import { type Containerd, networkCondition, startContainerd } from '../lab/containerd.ts';
 import { REFERENCE_PLUGINS } from '../lab/cri/cni.ts';
 import { type SecureEtcd, startSecureEtcd } from '../lab/etcd-tls.ts';
-import { run, runOk } from '../lab/exec.ts';
+import { run } from '../lab/exec.ts';
 import { type KafkaMock, startKafka } from '../lab/kafka.ts';
 import { type KubeletLite, type LitePod, startKubeletLite } from '../lab/kubelet-lite.ts';
 import { type K8sObject, type Overlay, podSpecOf, renderKustomization } from '../lab/kustomize.ts';
@@ -20,12 +20,16 @@ import { agentImageArchive, buildAgent } from './agent-image.ts';
 import {
   CHAINED_PLUGINS,
   freeSubnets,
+  ipamCheckWith,
   type LabPool,
   labPool,
   nodeward,
-  parseSamples,
+  type parseSamples,
+  podAddresses,
   ROOT,
   type ShippedRecord,
+  scrapeAgent,
+  shippedRecords,
 } from './node.ts';
 
 /**
@@ -286,44 +290,11 @@ export async function startDaemonSetNode(lab: Lab): Promise<DaemonSetNode> {
       return true;
     },
     uninstall,
-    networkReady: async () => {
-      const { status } = await containerd.cri.call('Status', {});
-      const c = status.conditions.find((x) => x.type === 'NetworkReady');
-      return { ready: c?.status === true, message: c?.message ?? '' };
-    },
-    ipamCheck: async () => {
-      const r = await nodeward(['ipam', 'check', '-o', 'json', ...etcdFlags]);
-      if (r.code !== 0 && r.code !== 1) throw new Error(`nodeward ipam check: exit ${r.code}\n${r.stderr}`);
-      return JSON.parse(r.stdout) as AuditReport;
-    },
-    scrape: async () => {
-      const res = await fetch(`${agentUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
-      if (res.status !== 200) throw new Error(`GET /metrics: ${res.status}`);
-      return parseSamples(await res.text());
-    },
-    records: async (topic) => {
-      try {
-        const got = await kafka.readTopic(topic, { timeoutMs: 20_000 });
-        return got.map((r) => JSON.parse(r.value ?? 'null') as ShippedRecord);
-      } catch (err) {
-        if (/Unknown topic|UNKNOWN_TOPIC/i.test(String(err))) return [];
-        throw err;
-      }
-    },
-    podAddresses: async (pod) => {
-      if (!pod.netns) throw new Error(`pod ${pod.name} has no netns`);
-      const out = await runOk('nsenter', [
-        `--net=${containerd.nodePath(pod.netns)}`,
-        'ip',
-        '-4',
-        '-o',
-        'addr',
-        'show',
-        'dev',
-        'eth0',
-      ]);
-      return [...out.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!);
-    },
+    networkReady: () => networkCondition(containerd.cri),
+    ipamCheck: () => ipamCheckWith((args) => nodeward([...args, ...etcdFlags])),
+    scrape: () => scrapeAgent(agentUrl),
+    records: (topic) => shippedRecords(kafka, topic),
+    podAddresses: (pod) => podAddresses(pod, containerd.nodePath),
     agentLog,
   };
 }

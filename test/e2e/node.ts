@@ -30,6 +30,7 @@ import {
   type LitePod,
   LOG_WRITER,
   type LogRotationPolicy,
+  networkCondition,
   REFERENCE_PLUGINS,
   run,
   runOk,
@@ -492,34 +493,13 @@ export async function startNode(opts: NodeOptions): Promise<E2eNode> {
     stopAgent: async () => {
       await agent?.stop();
     },
-    networkReady: async () => {
-      const { status } = await containerd.cri.call('Status', {});
-      const c = status.conditions.find((x) => x.type === 'NetworkReady');
-      return { ready: c?.status === true, message: c?.message ?? '' };
-    },
+    networkReady: () => networkCondition(containerd.cri),
     ipamCli,
-    ipamCheck: async () => {
-      const r = await ipamCli(['ipam', 'check', '-o', 'json']);
-      if (r.code !== 0 && r.code !== 1) throw new Error(`nodeward ipam check: exit ${r.code}\n${r.stderr}`);
-      return JSON.parse(r.stdout) as AuditReport;
-    },
+    ipamCheck: () => ipamCheckWith(ipamCli),
     ipamShow: async () => JSON.parse(await cliOk(['ipam', 'show', '-o', 'json'])) as PoolUsage[],
     ipamSticky: async () => JSON.parse(await cliOk(['ipam', 'sticky', '-o', 'json'])) as StickyRecord[],
-    scrape: async () => {
-      const res = await fetch(`${agentUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
-      if (res.status !== 200) throw new Error(`GET /metrics: ${res.status}`);
-      return parseSamples(await res.text());
-    },
-    records: async (namespace) => {
-      let got: Awaited<ReturnType<KafkaMock['readTopic']>>;
-      try {
-        got = await kafka.readTopic(`logs.${namespace}`, { timeoutMs: 20_000 });
-      } catch (err) {
-        if (/Unknown topic|UNKNOWN_TOPIC/i.test(String(err))) return [];
-        throw err;
-      }
-      return got.map((r) => JSON.parse(r.value ?? 'null') as ShippedRecord);
-    },
+    scrape: () => scrapeAgent(agentUrl),
+    records: (namespace) => shippedRecords(kafka, `logs.${namespace}`),
     setupTimes: t.text(),
     journal: () => (existsSync(journalDir) ? readdirSync(journalDir).filter((f) => !f.includes('.tmp')) : []),
   };
@@ -537,10 +517,37 @@ export function listenAndLog(): string[] {
 }
 
 /** The IPv4 addresses of eth0 inside the pod's network namespace. */
-export async function podAddresses(pod: LitePod): Promise<string[]> {
+export async function podAddresses(pod: LitePod, nodePath = (p: string) => p): Promise<string[]> {
   if (!pod.netns) throw new Error(`pod ${pod.name} has no netns`);
-  const out = await runOk('nsenter', [`--net=${pod.netns}`, 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+  const netns = nodePath(pod.netns);
+  const out = await runOk('nsenter', [`--net=${netns}`, 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
   return [...out.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!);
+}
+
+/** `nodeward ipam check -o json` (exit 1: problems found, still a report). */
+export async function ipamCheckWith(cli: (args: string[]) => Promise<CliResult>): Promise<AuditReport> {
+  const r = await cli(['ipam', 'check', '-o', 'json']);
+  if (r.code !== 0 && r.code !== 1) throw new Error(`nodeward ipam check: exit ${r.code}\n${r.stderr}`);
+  return JSON.parse(r.stdout) as AuditReport;
+}
+
+/** GET /metrics of an agent: samples by series name. */
+export async function scrapeAgent(agentUrl: string): Promise<Map<string, MetricSample[]>> {
+  const res = await fetch(`${agentUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  if (res.status !== 200) throw new Error(`GET /metrics: ${res.status}`);
+  return parseSamples(await res.text());
+}
+
+/** Every record of a topic as the log shipper wrote it, read back with kcat ([] before the topic exists). */
+export async function shippedRecords(kafka: KafkaMock, topic: string): Promise<ShippedRecord[]> {
+  let got: Awaited<ReturnType<KafkaMock['readTopic']>>;
+  try {
+    got = await kafka.readTopic(topic, { timeoutMs: 20_000 });
+  } catch (err) {
+    if (/Unknown topic|UNKNOWN_TOPIC/i.test(String(err))) return [];
+    throw err;
+  }
+  return got.map((r) => JSON.parse(r.value ?? 'null') as ShippedRecord);
 }
 
 /** What a TCP server at host:port sends before it closes (from this process: the host namespace). */

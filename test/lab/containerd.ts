@@ -302,6 +302,16 @@ function containerdConfig(
   ].join('\n');
 }
 
+/** The runtime's NetworkReady condition (CRI Status): false while no CNI config is loaded. */
+export async function networkCondition(
+  cri: CriClient,
+): Promise<{ ready: boolean; reason: string; message: string }> {
+  const { status } = await cri.call('Status', {});
+  const c = status.conditions.find((x) => x.type === 'NetworkReady');
+  // No such condition: the runtime does not gate pods on it.
+  return { ready: c?.status ?? true, reason: c?.reason ?? '', message: c?.message ?? '' };
+}
+
 interface RuntimeSpecInfo {
   netns?: string;
   cgroupParent?: string;

@@ -12,6 +12,7 @@ export {
   CONTAINERD_BINARIES,
   type Containerd,
   type ContainerdOptions,
+  networkCondition,
   runtimeSpecOf,
   startContainerd,
 } from './containerd.ts';

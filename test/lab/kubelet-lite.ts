@@ -9,7 +9,7 @@ import { createGzip } from 'node:zlib';
 import type { V1ContainerStatus, V1Pod, V1PodList } from '../../shared/pods/pod.ts';
 import { v1Pod } from '../support/pods/fake-kubelet.ts';
 import type { Containerd } from './containerd.ts';
-import { runtimeSpecOf } from './containerd.ts';
+import { networkCondition, runtimeSpecOf } from './containerd.ts';
 import { removeCgroupSoon } from './cri/cgroups.ts';
 import type {
   ContainerConfig,
@@ -478,7 +478,7 @@ function qosName(qos: QosClass): string {
 }
 
 /** The labels the kubelet puts on sandboxes and containers to find its pods again. */
-function podIdentityLabels(name: string, namespace: string, uid: string): Record<string, string> {
+export function podIdentityLabels(name: string, namespace: string, uid: string): Record<string, string> {
   return {
     'io.kubernetes.pod.name': name,
     'io.kubernetes.pod.namespace': namespace,
@@ -549,9 +549,8 @@ async function removeSandbox(cri: CriClient, id: string): Promise<void> {
 }
 
 async function networkReadyOrThrow(cri: CriClient): Promise<void> {
-  const { status } = await cri.call('Status', {});
-  const network = status.conditions.find((c) => c.type === 'NetworkReady');
-  if (network !== undefined && !network.status)
+  const network = await networkCondition(cri);
+  if (!network.ready)
     throw new Error(
       `network is not ready: container runtime network not ready: NetworkReady=false reason:${network.reason} message:${network.message}`,
     );

@@ -12,7 +12,7 @@ import type {
   PodSandboxConfig,
 } from './cri/client.ts';
 import type { KubeletLite } from './kubelet-lite.ts';
-import { containerLogSymlink, podCgroupParent, type QosClass } from './kubelet-lite.ts';
+import { containerLogSymlink, podCgroupParent, podIdentityLabels, type QosClass } from './kubelet-lite.ts';
 import type { K8sObject } from './kustomize.ts';
 import { type Lab, messageOf } from './scope.ts';
 import { tempDir } from './tmp.ts';
@@ -60,8 +60,8 @@ export interface ContainerRun {
   /** Why earlier attempts ended: exit code and the runtime's reason (OOMKilled, Error, …), or "liveness". */
   readonly terminations: { exitCode: number; reason: string }[];
   ready: boolean;
-  /** The memory cgroup of the current attempt (cgroup v1 or v2 dir). */
-  memoryCgroup(): string | undefined;
+  /** The current attempt's memory high-water mark in bytes (v1 max_usage_in_bytes, v2 memory.peak), if the kernel keeps one. */
+  memoryPeak(): number | undefined;
 }
 
 export interface ManifestPod {
@@ -166,11 +166,7 @@ export async function runManifestPod(opts: ManifestPodOptions): Promise<Manifest
     pid: spec.hostPID ? 'NODE' : 'CONTAINER',
     ipc: 'POD',
   } as const;
-  const identity = {
-    'io.kubernetes.pod.name': name,
-    'io.kubernetes.pod.namespace': namespace,
-    'io.kubernetes.pod.uid': uid,
-  };
+  const identity = podIdentityLabels(name, namespace, uid);
   const dirName = `${namespace}_${name}_${uid}`;
   const logDir = join(kubelet.podLogRoot, dirName);
   await mkdir(logDir, { recursive: true });
@@ -294,7 +290,7 @@ export async function runManifestPod(opts: ManifestPodOptions): Promise<Manifest
         restarts: 0,
         terminations: [],
         ready: !c.readinessProbe,
-        memoryCgroup: () => memoryCgroupOf(cgroupParent, run.id),
+        memoryPeak: () => memoryPeakOf(cgroupParent, run.id),
       };
       runs.set(c.name, run);
     }
@@ -630,8 +626,10 @@ async function httpOk(url: string, timeoutMs: number): Promise<boolean> {
   }
 }
 
-/** The memory cgroup dir of a container (cgroupfs driver: <parent>/<id>). */
-function memoryCgroupOf(parent: string, id: string): string | undefined {
-  const dirs = cgroupDirs(`${parent}/${id}`);
-  return dirs.find((d) => d.includes('/memory/')) ?? dirs.find((d) => existsSync(join(d, 'memory.max')));
+/** A container's memory high-water mark (cgroupfs driver: its cgroup is <parent>/<id>). */
+function memoryPeakOf(parent: string, id: string): number | undefined {
+  for (const dir of cgroupDirs(`${parent}/${id}`))
+    for (const file of ['memory.max_usage_in_bytes', 'memory.peak'])
+      if (existsSync(join(dir, file))) return Number(readFileSync(join(dir, file), 'utf8'));
+  return undefined;
 }
