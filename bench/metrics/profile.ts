@@ -1,13 +1,12 @@
 /**
  * Where a scrape's CPU goes, in-process (not a bench: no anchor). Starts the lab's dockerd with N
  * busybox containers, builds the metrics module as the agent does (docker source, all host
- * collectors), and times registry.metrics() + gzip (what GET /metrics does) per scrape, then the
+ * collectors), and times the exposition + gzip (what GET /metrics does) per scrape, then the
  * container collector alone. Run with `--cpu-prof` for a V8 profile of the scrape loop:
  *
  *   node_modules/.bin/node --cpu-prof --cpu-prof-dir=/tmp/prof bench/metrics/profile.ts 50 500
  */
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { createExpositionWriter, gzipExposition } from '../../agent/exposition.ts';
 import { createMetrics } from '../../agent/metrics/index.ts';
 import { buildTimexHelper } from '../../agent/metrics/timex/build.ts';
 import { metricsSchema } from '../../shared/config/index.ts';
@@ -16,7 +15,6 @@ import { importBusybox, Lab, startDockerd, waitFor } from '../../test/lab/index.
 import { TIMEX_HELPER } from '../lib/agent-image.ts';
 import { startIdleContainers } from './containers.ts';
 
-const gzipAsync = promisify(gzip);
 const containers = Number(process.argv[2] ?? 50);
 const scrapes = Number(process.argv[3] ?? 300);
 
@@ -43,10 +41,12 @@ try {
     what: 'containers listed',
     timeoutMs: 30_000,
   });
-  for (let i = 0; i < 20; i++) await gzipAsync(await metrics.registry.metrics(), { level: 1 });
+  const render = createExpositionWriter();
+  const scrape = async () => gzipExposition((await render([metrics.registry])).body);
+  for (let i = 0; i < 20; i++) await scrape();
   const text = await metrics.registry.metrics();
   const c0 = cpuMs();
-  for (let i = 0; i < scrapes; i++) await gzipAsync(await metrics.registry.metrics(), { level: 1 });
+  for (let i = 0; i < scrapes; i++) await scrape();
   const whole = (cpuMs() - c0) / scrapes;
   const c1 = cpuMs();
   for (let i = 0; i < scrapes; i++) await metrics.scrape();
