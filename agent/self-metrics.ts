@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { ModuleName } from '../shared/module.ts';
+import { fdCounter } from './metrics/procfs.ts';
 
 /** The agent's metrics about itself: process defaults plus module health, restarts and errors. */
 export function createSelfMetrics(version: string) {
@@ -7,6 +8,19 @@ export function createSelfMetrics(version: string) {
   // The event-loop delay histogram samples on a timer: at the 10 ms default that is 100 wake-ups a
   // second, most of an idle agent's CPU. 100 ms still shows the stalls that matter (GC, sync I/O).
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  // prom-client lists /proc/self/fd; the agent holds ≈ 600 open (the cgroup files of 50
+  // containers), and the listing cost ≈ 0.2 ms per scrape. A stat of it says the same.
+  registry.removeSingleMetric('process_open_fds');
+  const openFds = fdCounter('/proc');
+  new Gauge({
+    name: 'process_open_fds',
+    help: 'Number of open file descriptors.',
+    registers: [registry],
+    collect() {
+      const count = openFds('self');
+      if (count !== undefined) this.set(count);
+    },
+  });
   new Gauge({
     name: 'nodeward_build_info',
     help: 'Always 1; labels say which nodeward and Node.js run here.',

@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import type { ContainersConfig } from '../../../shared/config/index.ts';
 import { type Collector, type Emit, type Family, family, type Labels } from '../collector.ts';
 import { parseNetDev } from '../collectors/netdev.ts';
+import { fdCounter } from '../procfs.ts';
 import {
   BLKIO_FILES,
   type CgroupDirs,
@@ -478,30 +479,6 @@ function networkOwners(
 function firstPid(procs: string | undefined): number | undefined {
   const first = procs === undefined ? Number.NaN : Number.parseInt(procs, 10);
   return Number.isNaN(first) ? undefined : first;
-}
-
-/**
- * Open descriptors of a process. Since Linux 6.2 the size of /proc/<pid>/fd is that count: one
- * stat instead of listing the directory (both much cheaper than cAdvisor's readlink of every fd,
- * which it needs only for container_sockets). Older kernels say 0 there, and a procRoot that is
- * not procfs says a directory's size: both are listed instead. Undefined when the process is gone
- * or its fds are not ours to see.
- */
-function fdCounter(procRoot: string): (pid: string) => number | undefined {
-  let sized = false;
-  try {
-    sized = statSync(`${procRoot}/self/fd`).size > 0;
-  } catch {
-    sized = false;
-  }
-  return (pid) => {
-    const dir = `${procRoot}/${pid}/fd`;
-    try {
-      return sized ? statSync(dir).size : readdirSync(dir).length;
-    } catch {
-      return undefined;
-    }
-  };
 }
 
 /** Machine info, read again once SPEC_REFRESH_MS old; undefined when procfs does not offer it. */
