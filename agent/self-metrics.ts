@@ -1,13 +1,17 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { ModuleName } from '../shared/module.ts';
+import { registerEventLoopLag } from './event-loop-lag.ts';
 import { fdCounter } from './metrics/procfs.ts';
 
 /** The agent's metrics about itself: process defaults plus module health, restarts and errors. */
 export function createSelfMetrics(version: string) {
   const registry = new Registry();
-  // The event-loop delay histogram samples on a timer: at the 10 ms default that is 100 wake-ups a
-  // second, most of an idle agent's CPU. 100 ms still shows the stalls that matter (GC, sync I/O).
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  // prom-client's event-loop gauges are replaced (see event-loop-lag.ts); its sampler, which
+  // collectDefaultMetrics always starts, then wakes once a minute rather than 10 times a second.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 60_000 });
+  for (const name of registry.getMetricsAsArray().map((m) => m.name))
+    if (name.startsWith('nodejs_eventloop_lag_')) registry.removeSingleMetric(name);
+  registerEventLoopLag(registry);
   // prom-client lists /proc/self/fd; the agent holds ≈ 600 open (the cgroup files of 50
   // containers), and the listing cost ≈ 0.2 ms per scrape. A stat of it says the same.
   registry.removeSingleMetric('process_open_fds');
