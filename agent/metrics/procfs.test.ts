@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { fixture } from '../../test/support/metrics/testing.ts';
-import { readKernelFile } from './procfs.ts';
+import { isAbsent, readKernelFile, readKernelFileSync } from './procfs.ts';
 
 describe('readKernelFile', () => {
   it('re-reads a held procfs file from the start: the current text each time', async () => {
@@ -33,5 +35,30 @@ describe('readKernelFile', () => {
     expect(await readKernelFile(fixture('host/proc'), 'loadavg')).toBe(
       readFileSync(`${fixture('host/proc')}/loadavg`, 'utf8'),
     );
+  });
+});
+
+describe('readKernelFileSync of a path that is absent', () => {
+  it('says ENOENT each time, and reads the file once it appears (a module loaded later)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'nodeward-absent-'));
+    try {
+      for (let i = 0; i < 3; i++) {
+        let error: unknown;
+        try {
+          readKernelFileSync(root, 'net', 'bonding_masters');
+        } catch (err) {
+          error = err;
+        }
+        expect(isAbsent(error), `attempt ${i}: ${String(error)}`).toBe(true);
+        expect(String(error)).toContain('bonding_masters');
+      }
+      mkdirSync(join(root, 'net'));
+      writeFileSync(join(root, 'net', 'bonding_masters'), 'bond0\n');
+      expect(readKernelFileSync(root, 'net', 'bonding_masters')).toBe('bond0\n');
+      rmSync(join(root, 'net'), { recursive: true });
+      expect(() => readKernelFileSync(root, 'net', 'bonding_masters')).toThrow(/ENOENT/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

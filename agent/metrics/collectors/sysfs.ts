@@ -1,6 +1,6 @@
 import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { type Labels, NoDataError } from '../collector.ts';
-import { isAbsent, readKernelFileSync } from '../procfs.ts';
+import { isAbsent, readKernelFileSync, unlessAbsent } from '../procfs.ts';
 
 /**
  * Small reads of sysfs and procfs attribute files, as node_exporter's collectors make them. A sysfs
@@ -32,7 +32,7 @@ export const unavailable = (err: unknown) =>
 export function readAttribute(path: string): string | undefined {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = unlessAbsent(path, () => openSync(path, 'r'));
   } catch (err) {
     if (unavailable(err)) return undefined;
     throw err;
@@ -59,7 +59,7 @@ export function readNumber(path: string): number | undefined {
 /** Entry names of a directory, sorted; undefined when it does not exist. */
 export function listDir(path: string): string[] | undefined {
   try {
-    return readdirSync(path).sort();
+    return unlessAbsent(path, () => readdirSync(path)).sort();
   } catch (err) {
     if (unavailable(err)) return undefined;
     throw err;
