@@ -65,10 +65,11 @@ export function createScraper(collectors: readonly NamedCollector[], log: Logger
     const declared = new Set(collector.families);
     const samples = new Map<Family, Sample[]>();
     const emit: Emit = (family, value, labels) => {
-      if (!collector.dynamic && !declared.has(family))
-        throw new Error(`emitted ${family.name}, which it did not declare`);
       let list = samples.get(family);
       if (!list) {
+        // Checked at a family's first sample of the scrape, not at each of its samples.
+        if (!collector.dynamic && !declared.has(family))
+          throw new Error(`emitted ${family.name}, which it did not declare`);
         list = [];
         samples.set(family, list);
       }

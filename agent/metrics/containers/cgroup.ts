@@ -314,17 +314,6 @@ const USER_HZ = 100;
 
 export type Read = (dir: string, file: string) => string | undefined;
 
-/** Files of the limits (container_spec_*), read about once a minute rather than at every scrape. */
-export const SPEC_FILES = new Set([
-  'memory.limit_in_bytes',
-  'cpu.cfs_quota_us',
-  'cpu.cfs_period_us',
-  'cpu.shares',
-  'memory.max',
-  'cpu.max',
-  'cpu.weight',
-]);
-
 /** Reads a cgroup file, undefined when the kernel or controller does not offer it. */
 export const readOptional: Read = (dir, file) => {
   try {
@@ -369,6 +358,11 @@ export interface ReadOptions {
   /** false: skip the limit files (see readCgroupStats). Default true. */
   readonly spec?: boolean;
   /**
+   * How the limit files (container_spec_*) are read; default `read`. The collector reads them about
+   * once a minute, not worth a descriptor held open.
+   */
+  readonly readSpec?: Read;
+  /**
    * v1, false: skip cpu.stat, whose CFS counters are exposed only for a container with a CPU quota
    * (the caller knows there is none from the limits it keeps). Default true. v2's cpu.stat also
    * has the usage, and is always read.
@@ -391,13 +385,14 @@ export function readCgroupV1(
   options: ReadOptions = {},
 ): CgroupStats | undefined {
   const spec = options.spec ?? true;
+  const readSpec = options.readSpec ?? read;
   const dirs = options.dirs ?? cgroupDirsOf(layout, path);
   const mem = dirs.memory;
   const usage = read(mem, 'memory.usage_in_bytes');
   if (usage === undefined) return undefined;
   const stats: CgroupStats = {};
   stats.memoryUsage = numberFrom(usage.trim(), 'memory.usage_in_bytes');
-  const limit = spec ? read(mem, 'memory.limit_in_bytes') : undefined;
+  const limit = spec ? readSpec(mem, 'memory.limit_in_bytes') : undefined;
   if (limit !== undefined) stats.memoryLimit = parseLimit(limit, 'memory.limit_in_bytes');
   const maxUsage = read(mem, 'memory.max_usage_in_bytes');
   if (maxUsage !== undefined) stats.memoryMaxUsage = numberFrom(maxUsage.trim(), 'memory.max_usage_in_bytes');
@@ -440,11 +435,11 @@ export function readCgroupV1(
   }
   if (dirs.pids !== undefined) readThreads(dirs.pids, read, stats);
   if (!spec) return stats;
-  const quota = read(cpu, 'cpu.cfs_quota_us');
+  const quota = readSpec(cpu, 'cpu.cfs_quota_us');
   if (quota !== undefined) stats.cpuQuota = Math.max(0, numberFrom(quota.trim(), 'cpu.cfs_quota_us'));
-  const period = read(cpu, 'cpu.cfs_period_us');
+  const period = readSpec(cpu, 'cpu.cfs_period_us');
   if (period !== undefined) stats.cpuPeriod = numberFrom(period.trim(), 'cpu.cfs_period_us');
-  const shares = read(cpu, 'cpu.shares');
+  const shares = readSpec(cpu, 'cpu.shares');
   if (shares !== undefined) stats.cpuShares = numberFrom(shares.trim(), 'cpu.shares');
   return stats;
 }
@@ -457,6 +452,7 @@ export function readCgroupV2(
   options: ReadOptions = {},
 ): CgroupStats | undefined {
   const spec = options.spec ?? true;
+  const readSpec = options.readSpec ?? read;
   const dir = options.dirs?.memory ?? join(layout.root, path);
   // cpu.stat's usage lines come from the cgroup core: present even without the cpu controller.
   const cpuStat = read(dir, 'cpu.stat');
@@ -470,19 +466,19 @@ export function readCgroupV2(
   stats.cfsPeriods = c.nr_periods;
   stats.cfsThrottledPeriods = c.nr_throttled;
   stats.cfsThrottledSeconds = usec(c.throttled_usec);
-  const max = spec ? read(dir, 'cpu.max') : undefined;
+  const max = spec ? readSpec(dir, 'cpu.max') : undefined;
   if (max !== undefined) {
     const { quota, period } = parseCpuMax(max);
     stats.cpuQuota = quota;
     stats.cpuPeriod = period;
   }
-  const weight = spec ? read(dir, 'cpu.weight') : undefined;
+  const weight = spec ? readSpec(dir, 'cpu.weight') : undefined;
   if (weight !== undefined) stats.cpuShares = weightToShares(numberFrom(weight.trim(), 'cpu.weight'));
 
   const current = read(dir, 'memory.current');
   if (current !== undefined) {
     stats.memoryUsage = numberFrom(current.trim(), 'memory.current');
-    const limit = spec ? read(dir, 'memory.max') : undefined;
+    const limit = spec ? readSpec(dir, 'memory.max') : undefined;
     if (limit !== undefined) stats.memoryLimit = parseLimit(limit, 'memory.max');
     const peak = read(dir, 'memory.peak');
     if (peak !== undefined) stats.memoryMaxUsage = numberFrom(peak.trim(), 'memory.peak');

@@ -15,7 +15,6 @@ import {
   readCgroupStats,
   readOptional,
   SPEC_FIELDS,
-  SPEC_FILES,
   scanRoot,
 } from './cgroup.ts';
 import { createFileHandles } from './handles.ts';
@@ -182,8 +181,7 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
   const handles = createFileHandles();
   // Files read at every scrape stay open; the limit files, read once a minute, are not worth a
   // held descriptor (every open fd also costs the agent's process_open_fds a directory entry).
-  const read: Read = (dir, file) =>
-    SPEC_FILES.has(file) ? readOptional(dir, file) : handles.read(dir, file);
+  const read: Read = handles.read;
   const podCgroups = createPodCgroups(scanRoot(layout));
   const blkio = blkioFilesOf(layout);
   const deviceName = deviceNames(sysRoot);
@@ -213,7 +211,13 @@ export function createContainerCollector(deps: ContainerCollectorDeps): Collecto
     const fresh = cached !== undefined && nowMs - cached.readAt < SPEC_REFRESH_MS;
     // Without a quota no CFS series is emitted (see collect): v1's cpu.stat is then not read.
     const cfs = !fresh || Boolean(cached.cpuQuota);
-    const stats = readCgroupStats(layout, info.cgroupPath, read, { spec: !fresh, cfs, dirs, blkioFiles });
+    const stats = readCgroupStats(layout, info.cgroupPath, read, {
+      spec: !fresh,
+      readSpec: readOptional,
+      cfs,
+      dirs,
+      blkioFiles,
+    });
     if (!stats) return undefined;
     if (fresh) {
       for (const field of SPEC_FIELDS) if (cached[field] !== undefined) stats[field] = cached[field];
