@@ -66,17 +66,26 @@ export function runtimePackageDirs(root = ROOT, roots: readonly string[] = EXTER
 }
 
 /**
- * deploy/Dockerfile's ENTRYPOINT and CMD (exec form): how the image starts the agent, for whatever
- * else starts it the same way (the node lab's image, the benches' Node flags).
+ * deploy/Dockerfile's ENTRYPOINT and CMD (exec form) and the ENV of its runtime stage: how the
+ * image starts the agent, for whatever else starts it the same way (the node lab's image, the
+ * benches' Node flags and environment).
  */
-export function imageCommand(): { entrypoint: string[]; cmd: string[] } {
+export function imageCommand(): { entrypoint: string[]; cmd: string[]; env: Record<string, string> } {
   const text = readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8');
   const form = (instruction: string) => {
     const m = new RegExp(`^${instruction}\\s+(\\[.*\\])\\s*$`, 'm').exec(text);
     if (!m) throw new Error(`deploy/Dockerfile has no ${instruction} [...] line`);
     return JSON.parse(m[1]!) as string[];
   };
-  return { entrypoint: form('ENTRYPOINT'), cmd: form('CMD') };
+  // `ENV KEY=value` lines after the last FROM (one pair per line, as the file writes them).
+  const env: Record<string, string> = {};
+  const runtime = text.slice(text.lastIndexOf('\nFROM '));
+  for (const m of runtime.matchAll(/^ENV\s+(.*)$/gm)) {
+    const pair = /^([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/.exec(m[1]!.trim());
+    if (!pair) throw new Error(`deploy/Dockerfile: write ENV as one KEY=value per line, not "${m[0]}"`);
+    env[pair[1]!] = pair[2]!;
+  }
+  return { entrypoint: form('ENTRYPOINT'), cmd: form('CMD'), env };
 }
 
 /** Copies the build outputs and the runtime packages to <target>/opt/nodeward; returns its size. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../test/lab/ports.ts';
-import { agentArgv, buildAgentImage } from '../lib/agent-image.ts';
+import { agentArgv, agentEnv, buildAgentImage } from '../lib/agent-image.ts';
 import { cpuSeconds, rssBytes } from '../lib/proc-stats.ts';
 import { type Bench, metric } from '../types.ts';
 
@@ -44,6 +44,7 @@ const bench: Bench = {
         agentArgv(['--listen', `127.0.0.1:${ourPort}`, '--log-level', 'warn']),
         {
           cwd: dir,
+          env: agentEnv(),
           stdio: 'ignore',
         },
       );

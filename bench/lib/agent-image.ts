@@ -5,7 +5,7 @@ import { imageCommand } from '../../deploy/layout.ts';
 
 /**
  * The agent as the image runs it, for the benches: the bundle (`npm run build`), the timex helper
- * beside it, and the Node flags of deploy/Dockerfile's ENTRYPOINT.
+ * beside it, and the Node flags and ENV of deploy/Dockerfile.
  */
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -26,6 +26,11 @@ export function agentNodeArgs(): string[] {
   const override = process.env['BENCH_NODE_ARGS'];
   if (override !== undefined) return override.split(' ').filter((a) => a !== '');
   return imageCommand().entrypoint.slice(1, -1);
+}
+
+/** The environment the image gives the agent (deploy/Dockerfile's ENV) over this process's. */
+export function agentEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, ...imageCommand().env };
 }
 
 /** Arguments of `process.execPath` for `nodeward agent <args>` as the image runs it. */

@@ -9,7 +9,7 @@ import { Lab, skipReason, startKafka, tempDir } from '../../test/lab/index.ts';
 import { freePort } from '../../test/lab/ports.ts';
 import { type Service, startService } from '../../test/lab/proc.ts';
 import { type FakeKubelet, startFakeKubelet } from '../../test/support/pods/fake-kubelet.ts';
-import { AGENT_BUNDLE, agentNodeArgs, buildAgentImage } from '../lib/agent-image.ts';
+import { AGENT_BUNDLE, agentEnv, agentNodeArgs, buildAgentImage } from '../lib/agent-image.ts';
 import { cpuSeconds } from '../lib/proc-stats.ts';
 import { type Bench, type BenchMetric, median, metric } from '../types.ts';
 import { cpuSplit } from './profile.ts';
@@ -260,6 +260,7 @@ async function runOurs(
     dir: home,
     command: process.execPath,
     args: [...(v.nodeArgs ?? []), NODEWARD, 'agent', '--config', config],
+    env: agentEnv(),
     stopGraceMs: 15_000,
   });
   for (;;) {

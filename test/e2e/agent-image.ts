@@ -64,14 +64,17 @@ export async function agentImageArchive(tag: string, dir: string): Promise<strin
   symlinkSync('../run', join(base, 'var/run'));
   // Debug info is most of the test runner's Node binary; the image's has none.
   if (which('strip')) spawnSync('strip', [join(base, 'usr/local/bin/node')]);
-  const { entrypoint, cmd } = imageCommand();
+  const { entrypoint, cmd, env } = imageCommand();
   return imageArchive(
     [
       {
         tag,
         entrypoint,
         cmd,
-        env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+        env: [
+          'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+          ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        ],
         trees: [base, app],
         workingDir: IMAGE_HOME,
       },

@@ -1,7 +1,8 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { existingCgroupDirs } from '../lab/cri/cgroups.ts';
+import { imageCommand } from '../../deploy/layout.ts';
+import { cgroupDirs, existingCgroupDirs } from '../lab/cri/cgroups.ts';
 import { runOk } from '../lab/exec.ts';
 import { Lab } from '../lab/scope.ts';
 import { waitFor } from '../lab/wait.ts';
@@ -110,6 +111,17 @@ describe.skipIf(skip !== undefined)('the DaemonSet from deploy/ on a containerd 
       const fd = fds.find((s) => s.labels['pod'] === p.name && s.labels['container'] === 'app');
       expect(fd?.value).toBeGreaterThan(0);
     }
+
+    // The image's ENV (deploy/Dockerfile: malloc arenas) reaches the agent's process.
+    const agentPids = cgroupDirs(`${pod.cgroupParent}/${pod.containers.get('agent')!.id}`)
+      .map((dir) => join(dir, 'cgroup.procs'))
+      .filter((file) => existsSync(file))
+      .flatMap((file) => readFileSync(file, 'utf8').split('\n').filter(Boolean));
+    expect(agentPids.length).toBeGreaterThan(0);
+    const environ = readFileSync(`/proc/${agentPids[0]}/environ`, 'utf8').split('\0');
+    const imageEnv = Object.entries(imageCommand().env).map(([k, v]) => `${k}=${v}`);
+    expect(imageEnv).toContain('MALLOC_ARENA_MAX=2');
+    for (const pair of imageEnv) expect(environ).toContain(pair);
 
     expect(pod.containers.get('agent')!.restarts).toBe(0);
     // A fresh install logs no error and no warning but the expected one (no API server to ask).
