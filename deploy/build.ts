@@ -33,6 +33,11 @@ const result = await build({
   // Left in node_modules (see externals.ts).
   external: BUNDLE_EXTERNALS,
   legalComments: 'linked',
+  // V8 keeps every loaded module's source text and parses it: whitespace and syntax minified,
+  // idle RSS is ≈ 2–3 MiB lower (84.4 against 86.5 MiB on the embedded default). Identifiers are
+  // kept, so stack traces still name our functions.
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
   metafile: true,
 });
