@@ -22,6 +22,11 @@ import { join } from 'node:path';
  * reads and close — ≈ 35 files at every scrape, and a system call is dear on a virtualised node.
  */
 export async function readKernelFile(root: string, ...path: string[]): Promise<string> {
+  return readKernelFileHeld(root, ...path);
+}
+
+/** readKernelFile for a collector that reads several files in a row (netstat, sockstat). */
+export function readKernelFileHeld(root: string, ...path: string[]): string {
   return isProcfs(root) ? readHeld(join(root, ...path)) : readKernelFileSync(root, ...path);
 }
 

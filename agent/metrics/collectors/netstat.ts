@@ -1,6 +1,6 @@
 import type { MetricsConfig } from '../../../shared/config/index.ts';
 import { type Collector, type Family, family } from '../collector.ts';
-import { fieldsOf, isAbsent, numberFrom, readKernelFileSync } from '../procfs.ts';
+import { fieldsOf, isAbsent, numberFrom, readKernelFileHeld } from '../procfs.ts';
 
 /**
  * /proc/net/netstat and /proc/net/snmp: pairs of lines, `Proto: Name1 Name2 …` then
@@ -42,10 +42,10 @@ export function parseSnmp6(text: string, into = new Map<string, number>()): Map<
 
 /** Every statistic of the three files, by `Proto_Name`; snmp6 is absent with IPv6 disabled. */
 export function readNetstat(procRoot: string): Map<string, number> {
-  const all = parseNetstat(readKernelFileSync(procRoot, 'net/netstat'), '/proc/net/netstat');
-  parseNetstat(readKernelFileSync(procRoot, 'net/snmp'), '/proc/net/snmp', all);
+  const all = parseNetstat(readKernelFileHeld(procRoot, 'net/netstat'), '/proc/net/netstat');
+  parseNetstat(readKernelFileHeld(procRoot, 'net/snmp'), '/proc/net/snmp', all);
   try {
-    parseSnmp6(readKernelFileSync(procRoot, 'net/snmp6'), all);
+    parseSnmp6(readKernelFileHeld(procRoot, 'net/snmp6'), all);
   } catch (err) {
     if (!isAbsent(err)) throw err;
   }

@@ -1,6 +1,6 @@
 import type { MetricsConfig } from '../../../shared/config/index.ts';
 import { type Collector, type Family, family } from '../collector.ts';
-import { fieldsOf, isAbsent, numberFrom, readKernelFileSync } from '../procfs.ts';
+import { fieldsOf, isAbsent, numberFrom, readKernelFileHeld } from '../procfs.ts';
 import { pageSize } from './sysfs.ts';
 
 const USED = family('node_sockstat_sockets_used', 'gauge', 'Number of IPv4 sockets in use.');
@@ -41,7 +41,7 @@ function readSockstat(procRoot: string, pageBytes: number): Map<string, number> 
   for (const file of ['sockstat', 'sockstat6']) {
     try {
       for (const [k, v] of parseSockstat(
-        readKernelFileSync(procRoot, `net/${file}`),
+        readKernelFileHeld(procRoot, `net/${file}`),
         `/proc/net/${file}`,
         pageBytes,
       ))
