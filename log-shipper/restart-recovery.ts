@@ -275,7 +275,15 @@ export class RestartRecovery {
       try {
         await this.drainUnknown(entry, path);
       } catch (err) {
-        this.deps.log.warn({ err, file: path, code: 'IO' }, 'cannot read a rotated log file');
+        // Compressed since the directory was listed: the kubelet wrote <name>.gz and removed the
+        // plain file, so the same lines are in the .gz (giving up here lost whole rotations).
+        const compressed = !path.endsWith('.gz') && (err as NodeJS.ErrnoException).code === 'ENOENT';
+        try {
+          if (!compressed) throw err;
+          await this.drainUnknown(entry, `${path}.gz`);
+        } catch (why) {
+          this.deps.log.warn({ err: why, file: path, code: 'IO' }, 'cannot read a rotated log file');
+        }
       } finally {
         this.siblings.delete(path);
       }

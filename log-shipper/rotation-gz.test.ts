@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Lab, waitFor } from '../test/lab/index.ts';
@@ -6,6 +6,7 @@ import {
   criLine,
   fakeContainer,
   fileSinkModule,
+  gzipAway,
   readRecords,
   startRun,
   writeLines,
@@ -29,12 +30,6 @@ function rotatedName(file: string): string {
   clock += 1000;
   const t = new Date(clock).toISOString();
   return `${file}.${t.slice(0, 10).replaceAll('-', '')}-${t.slice(11, 19).replaceAll(':', '')}`;
-}
-
-function gzipAway(rotated: string): void {
-  writeFileSync(`${rotated}.tmp`, gzipSync(readFileSync(rotated)));
-  renameSync(`${rotated}.tmp`, `${rotated}.gz`);
-  unlinkSync(rotated);
 }
 
 function expectExactlyOnce(records: LogRecord[], expected: string[]): void {

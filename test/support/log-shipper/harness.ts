@@ -1,6 +1,16 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { expect } from 'vitest';
 import { createLogsModule } from '../../../log-shipper/index.ts';
 import type { LogRecord } from '../../../log-shipper/record.ts';
@@ -171,4 +181,11 @@ export async function fileSinkNode(lab: Lab, prefix: string, logs: Record<string
 export async function fileSinkModule(lab: Lab, prefix: string, logs: Record<string, unknown> = {}) {
   const node = await fileSinkNode(lab, prefix, logs);
   return { ...node, module: createLogsModule({ config: node.config, log: createLogger('silent') }) };
+}
+
+/** The kubelet's compression of a rotated file: `<file>.gz` written beside it, then the plain file removed. */
+export function gzipAway(rotated: string): void {
+  writeFileSync(`${rotated}.tmp`, gzipSync(readFileSync(rotated)));
+  renameSync(`${rotated}.tmp`, `${rotated}.gz`);
+  unlinkSync(rotated);
 }
