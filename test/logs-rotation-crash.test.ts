@@ -27,8 +27,9 @@ import { KubeletLikeWriter } from './support/log-shipper/kubelet-writer.ts';
  *   recovered files are placed after it and a line cut by a rotation is joined with the wrong
  *   file — 2–4 single lines missing (followed-files.ts catchUp and insert).
  * The count is an estimate from checkpoints: lines delivered in the last checkpoint interval
- * before the SIGKILL (about a second of them, the size of the excess) count as lost too
- * when their file is deleted while the agent is down, hence the bounds of 0.5–2× below.
+ * before the SIGKILL (up to about a second of them, 600 here) count as lost too when their file
+ * is deleted while the agent is down, hence the bounds of 0.5× to 2× plus that second below
+ * (a CI run counted 648 for 92 unread).
  */
 
 const skip = skipReason({ binaries: ['kcat'] });
@@ -193,7 +194,7 @@ describe.skipIf(skip)(
       );
       if (unread > 0) {
         expect(counted).toBeGreaterThanOrEqual(unread * 0.5);
-        expect(counted).toBeLessThanOrEqual(unread * 2 + 50);
+        expect(counted).toBeLessThanOrEqual(unread * 2 + bound);
       }
       expect(duplicates).toBeLessThanOrEqual(bound);
     }, 240_000);
