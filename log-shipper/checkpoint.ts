@@ -30,6 +30,13 @@ export interface CheckpointEntry {
   gen: number;
   /** Set once the file is closed after `final` bytes; the entry goes when they are acknowledged. */
   final?: number;
+  /**
+   * The newest rotation of its path when the file was opened there ('' for none; absent: not
+   * known, as in checkpoints written before it was kept). A rotation stamped later came after the
+   * file was created: how a file checkpointed while empty, whose fingerprint matches any file, is
+   * told from a new file on its reused inode.
+   */
+  bornAfter?: string;
 }
 
 interface StoredEntry {
@@ -42,6 +49,8 @@ interface StoredEntry {
   realPath: string;
   /** Absent in files written before it was kept. */
   size?: number;
+  /** Absent in files written before it was kept. */
+  bornAfter?: string;
 }
 
 interface StoredFile {
@@ -126,6 +135,7 @@ export class CheckpointStore {
         realPath: e.realPath,
         size: Number.isSafeInteger(e.size) ? Math.max(e.size!, e.offset) : e.offset,
         gen: 0,
+        ...(typeof e.bornAfter === 'string' ? { bornAfter: e.bornAfter } : {}),
       });
     }
     return store;
@@ -181,6 +191,13 @@ export class CheckpointStore {
     this.dirty = true;
   }
 
+  /** The newest rotation of the file's path when it was opened there ('' for none). */
+  born(entry: CheckpointEntry, after: string): void {
+    if (entry.bornAfter === after) return;
+    entry.bornAfter = after;
+    this.dirty = true;
+  }
+
   /** The file was read to its end and closed: keep the entry only until `final` is acknowledged. */
   closed(entry: CheckpointEntry, final: number): void {
     entry.final = final;
@@ -230,6 +247,7 @@ export class CheckpointStore {
         path: e.path,
         realPath: e.realPath,
         size: Math.max(e.size, e.offset),
+        ...(e.bornAfter === undefined ? {} : { bornAfter: e.bornAfter }),
       });
     }
     const body = `${JSON.stringify({ version: CHECKPOINT_VERSION, files } satisfies StoredFile)}\n`;

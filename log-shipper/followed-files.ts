@@ -270,19 +270,25 @@ export class FollowedFiles implements FileOwner, Drains {
       chain = { path, members: [], highWater: undefined, running: false, done: [], hadLive: false };
       this.chains.set(path, chain);
     }
+    let rotations: Rotation[];
     if (chain.hadLive || !initial) {
       // A path that appeared while the module ran: its container is new, and any rotation it
       // already has (discovery was slower than the kubelet) is read first.
-      await this.catchUp(chain, realPath);
+      rotations = await this.catchUp(chain, realPath);
       chain.hadLive = true;
     } else {
       // Present at the start: rotations already there are older. Restart recovery reads those a
       // checkpoint knows; the others were rotated before the module read the path.
-      const newest = (await listRotations(dirname(realPath), basename(realPath))).at(-1)?.stamp;
+      rotations = await listRotations(dirname(realPath), basename(realPath));
+      const newest = rotations.at(-1)?.stamp;
       if (newest !== undefined && (chain.highWater === undefined || newest > chain.highWater))
         chain.highWater = newest;
       chain.hadLive = true;
     }
+    // The rotation the file came after; one it was renamed to already is its own, not before it.
+    const own = rotations.find((r) => !r.gz && r.dev === file.tailer.dev && r.ino === file.tailer.ino);
+    const before = rotations.filter((r) => own === undefined || r.stamp < own.stamp).at(-1);
+    this.deps.checkpoints.born(file.entry, before?.stamp ?? '');
     chain.members.push(file);
     this.relink(chain);
     this.runHead(chain);
@@ -293,7 +299,7 @@ export class FollowedFiles implements FileOwner, Drains {
    * rotation after the last one accounted for that no file here holds (it came and went between
    * two looks at the path) is opened now, in stamp order, to be read before the new file.
    */
-  private async catchUp(chain: PathChain, realPath: string): Promise<void> {
+  private async catchUp(chain: PathChain, realPath: string): Promise<Rotation[]> {
     for (const m of chain.members) {
       if (!m.live) continue;
       m.live = false;
@@ -312,6 +318,7 @@ export class FollowedFiles implements FileOwner, Drains {
     const newest = rotations.at(-1)?.stamp;
     if (newest !== undefined && (chain.highWater === undefined || newest > chain.highWater))
       chain.highWater = newest;
+    return rotations;
   }
 
   /** Whether a rotated file is one of the chain's (waiting, being read, or read already). */
@@ -430,8 +437,7 @@ export class FollowedFiles implements FileOwner, Drains {
   private async resumeAt(fh: FileHandle, key: string, size: number): Promise<number | undefined> {
     const entry = this.deps.checkpoints.get(key);
     if (entry === undefined) return undefined;
-    const fp = await fingerprint(fh, entry.fp.len);
-    if (fp.len !== entry.fp.len || fp.hash !== entry.fp.hash) {
+    if (!(await isCheckpointedFile(fh, entry))) {
       if (entry.final !== undefined) {
         // Read to its end here, its last lines still in flight: nothing to look for.
         this.deps.checkpoints.detach(entry);
@@ -441,8 +447,10 @@ export class FollowedFiles implements FileOwner, Drains {
         { file: entry.realPath, key },
         'inode reused by another file; its checkpoint does not apply (the old file is looked for, rotated or gzipped)',
       );
-      // Not awaited: the new file is followed meanwhile.
-      void this.recovery.recover(this.deps.checkpoints.detach(entry));
+      const old = this.deps.checkpoints.detach(entry);
+      // At the start, restart recovery looks for it with the other checkpoints, and reads the
+      // rotations after it should it be gone; later, now, while the new file is followed.
+      if (!this.holding) void this.recovery.recover(old);
       return 0;
     }
     if (entry.offset > size) {
@@ -599,6 +607,20 @@ export class FollowedFiles implements FileOwner, Drains {
       });
     this.runs.add(run);
   }
+}
+
+/**
+ * Whether the file on a checkpoint's inode is the checkpointed one: its first bytes, and for a file
+ * checkpointed while empty (whose fingerprint any file matches), no rotation of its path since it
+ * was created. Otherwise the inode was freed (the file rotated, gzipped) and given to a new file.
+ */
+async function isCheckpointedFile(fh: FileHandle, entry: CheckpointEntry): Promise<boolean> {
+  const fp = await fingerprint(fh, entry.fp.len);
+  if (fp.len !== entry.fp.len || fp.hash !== entry.fp.hash) return false;
+  const bornAfter = entry.bornAfter;
+  if (entry.fp.len > 0 || bornAfter === undefined) return true;
+  const rotations = await listRotations(dirname(entry.realPath), basename(entry.realPath));
+  return !rotations.some((r) => r.stamp > bornAfter);
 }
 
 /** Where the last complete line ends, so that reading from the end does not start mid-line. */

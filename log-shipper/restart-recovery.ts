@@ -56,11 +56,17 @@ export class RestartRecovery {
   async recoverAll(): Promise<void> {
     const found = new Set<string>();
     const gone = new Map<string, CheckpointEntry>();
-    for (const entry of [...this.deps.checkpoints.all()]) {
-      // Open already: a live file resumed from its checkpoint, not one rotated meanwhile.
-      if (this.files.isOpen(entry.key)) continue;
-      if (await this.recover(entry)) found.add(entry.realPath);
-      else if (!gone.has(entry.realPath)) gone.set(entry.realPath, entry);
+    const looked = new Set<CheckpointEntry>();
+    // Until no entry is left unlooked at: one detached meanwhile (a path discovery reported
+    // during the recovery names a file on its inode) is looked for too.
+    for (let next = this.unlooked(looked); next.length > 0; next = this.unlooked(looked)) {
+      for (const entry of next) {
+        looked.add(entry);
+        // Open already: a live file resumed from its checkpoint, not one rotated meanwhile.
+        if (this.files.isOpen(entry.key)) continue;
+        if (await this.recover(entry)) found.add(entry.realPath);
+        else if (!gone.has(entry.realPath)) gone.set(entry.realPath, entry);
+      }
     }
     // Every file a path's checkpoints knew is gone: the rotations still there all came after them
     // (the kubelet deletes the oldest first), and were never read.
@@ -73,8 +79,12 @@ export class RestartRecovery {
         continue;
       }
       await this.countGap(entry);
-      await this.drainNewerRotations(entry, dirname(realPath), names, undefined);
+      await this.drainNewerRotations(entry, dirname(realPath), names, '');
     }
+  }
+
+  private unlooked(looked: ReadonlySet<CheckpointEntry>): CheckpointEntry[] {
+    return [...this.deps.checkpoints.all()].filter((e) => !looked.has(e));
   }
 
   /**
@@ -151,8 +161,7 @@ export class RestartRecovery {
     } catch {
       return false;
     }
-    // A file checkpointed while empty cannot be recognized (its inode may hold another file now).
-    if (entry.fp.len === 0) return false;
+    if (entry.fp.len === 0) return this.recoverEmpty(entry, dir, names);
     const candidates = names
       .filter((n) => n === base || (n.startsWith(`${base}.`) && !n.endsWith('.gz')))
       .map((n) => join(dir, n));
@@ -193,10 +202,26 @@ export class RestartRecovery {
         },
         rotationStamp(base, basename(candidate)),
       );
-      await this.drainNewerRotations(entry, dir, names, basename(candidate));
+      const stamp = rotationStamp(base, basename(candidate));
+      if (stamp !== undefined) await this.drainNewerRotations(entry, dir, names, stamp);
       return true;
     }
     return this.recoverCompressed(entry, dir, names);
+  }
+
+  /**
+   * A file checkpointed while empty cannot be recognized by its first bytes (its inode may hold
+   * another file now), but it is the first rotation of its path after the one it was born after:
+   * that one and every later one are read from their start (those another checkpoint knows are
+   * left to it). Without that stamp (an older checkpoint file) it counts as gone.
+   */
+  private async recoverEmpty(entry: CheckpointEntry, dir: string, names: string[]): Promise<boolean> {
+    if (entry.bornAfter === undefined) return false;
+    if (this.files.stopped) return true;
+    await this.drainNewerRotations(entry, dir, names, entry.bornAfter);
+    // Kept should the module stop meanwhile: the next start drains what is left.
+    if (!this.files.stopped) this.deps.checkpoints.drop(entry);
+    return true;
   }
 
   /**
@@ -238,7 +263,8 @@ export class RestartRecovery {
           rotationStamp(base, name),
         );
         file = undefined;
-        await this.drainNewerRotations(entry, dir, names, name);
+        const stamp = rotationStamp(base, name);
+        if (stamp !== undefined) await this.drainNewerRotations(entry, dir, names, stamp);
         return true;
       } catch (err) {
         this.deps.log.warn({ err, file: candidate, code: 'IO' }, 'cannot decompress a rotated log file');
@@ -250,20 +276,19 @@ export class RestartRecovery {
   }
 
   /**
-   * A checkpoint's file was found rotated (`found`): the rotations after it happened while the
-   * module was down (the path moved on from this file), so those no checkpoint knows were never
-   * read: each is read from its start. One read before the stop and finished (its checkpoint
-   * dropped) while this older one was still draining is read again: duplicates, not loss.
+   * A checkpoint's file was found rotated (stamped `after`; '' for every rotation): the rotations
+   * after it happened while the module was down (the path moved on from this file), so those no
+   * checkpoint knows were never read: each is read from its start. One read before the stop and
+   * finished (its checkpoint dropped) while this older one was still draining is read again:
+   * duplicates, not loss.
    */
   private async drainNewerRotations(
     entry: CheckpointEntry,
     dir: string,
     names: string[],
-    found: string | undefined,
+    after: string,
   ): Promise<void> {
     const base = basename(entry.realPath);
-    const after = found === undefined ? '' : rotationStamp(base, found);
-    if (after === undefined) return;
     for (const name of [...names].sort()) {
       const stamp = rotationStamp(base, name);
       if (stamp === undefined || stamp <= after || this.files.stopped) continue;
@@ -313,7 +338,10 @@ export class RestartRecovery {
     }
     const key = identityKey(dev, ino);
     const fp = await fingerprint(file, FINGERPRINT_BYTES);
-    let known = this.files.isOpen(key) || this.deps.checkpoints.get(key) !== undefined || fp.len === 0;
+    // The entry's own inode is not another checkpoint's: a file checkpointed while empty, renamed.
+    const checkpointed = this.deps.checkpoints.get(key);
+    let known =
+      this.files.isOpen(key) || (checkpointed !== undefined && checkpointed !== entry) || fp.len === 0;
     for (const e of this.deps.checkpoints.all()) {
       if (known) break;
       if (e.realPath !== entry.realPath || e.fp.len === 0) continue;

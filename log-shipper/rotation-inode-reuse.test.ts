@@ -1,0 +1,175 @@
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Lab, waitFor } from '../test/lab/index.ts';
+import {
+  fakeContainer,
+  fileSinkModule,
+  gzipAway,
+  readRecords,
+  startRun,
+  writeLines,
+} from '../test/support/log-shipper/harness.ts';
+import { FINGERPRINT_BYTES, fingerprint } from './identity.ts';
+import { checkpointPath } from './pipeline.ts';
+
+/**
+ * A checkpoint taken while the live `0.log` was still empty (a fingerprint of length 0, which any
+ * file matches). While the shipper is down the file fills, is rotated and gzipped, and on ext4 a
+ * later `0.log` may get its inode. Seen in test/logs-rotation-crash.test.ts under load: the new
+ * file was taken for the checkpointed one, and the rotations in between (whole files) were never
+ * read. The inode reuse, which the filesystem decides, is made here by writing the checkpoint as
+ * the shipper would have on such a filesystem: the empty file's entry under the new file's inode.
+ */
+
+interface StoredEntry {
+  dev: string;
+  ino: string;
+  fpLen: number;
+  fpHash: string;
+  offset: number;
+  path: string;
+  realPath: string;
+  size?: number;
+  bornAfter?: string;
+}
+
+const lab = new Lab();
+afterEach(() => lab.cleanup());
+
+function readCheckpoints(dataDir: string): StoredEntry[] {
+  try {
+    return (JSON.parse(readFileSync(checkpointPath(dataDir), 'utf8')) as { files: StoredEntry[] }).files;
+  } catch {
+    return [];
+  }
+}
+
+function writeCheckpoints(dataDir: string, files: StoredEntry[]): void {
+  writeFileSync(checkpointPath(dataDir), `${JSON.stringify({ version: 1, files })}\n`);
+}
+
+const messages = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `a-${from + i}`);
+
+describe('log shipper: a checkpoint of an empty file, and the inode given to a new file', () => {
+  it('reads the rotations made while stopped, not only the new file on that inode', async () => {
+    const { out, module, config, root, pods } = await fileSinkModule(lab, 'logs-ino-reuse');
+    const a = fakeContainer(root, pods, 'shop', 'web-1', 'app');
+    const run1 = startRun(module, lab);
+    await run1.ready;
+    // The empty live file checkpointed, with the rotation it came after (none).
+    const emptyIno = `${statSync(a.file).ino}`;
+    const empty = await waitFor(
+      () =>
+        readCheckpoints(config.dataDir).find(
+          (e) => e.ino === emptyIno && e.fpLen === 0 && e.bornAfter === '',
+        ),
+      { what: "the empty file's checkpoint" },
+    );
+    await run1.stop();
+
+    // While stopped: it fills and is rotated and gzipped; so is the next; the third is live.
+    writeLines(a.file, 'a', 0, 100);
+    renameSync(a.file, `${a.file}.20261204-100001`);
+    writeLines(a.file, 'a', 100, 200);
+    renameSync(a.file, `${a.file}.20261204-100002`);
+    writeLines(a.file, 'a', 200, 300);
+    gzipAway(`${a.file}.20261204-100001`);
+    // ext4 gave the freed inode to the new 0.log.
+    const reused = `${statSync(a.file).ino}`;
+    writeCheckpoints(config.dataDir, [{ ...empty, ino: reused }]);
+
+    const run2 = startRun(module, lab);
+    await run2.ready;
+    await waitFor(() => readRecords(out).length >= 300, { what: '300 lines', timeoutMs: 10_000 }).catch(
+      () => {},
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await run2.stop();
+
+    const got = readRecords(out).map((r) => r.message);
+    expect(messages(0, 300).filter((m) => !got.includes(m))).toEqual([]);
+    expect(got).toEqual(messages(0, 300));
+  });
+
+  it('reads the empty file renamed while stopped when another checkpoint of its path is found first', async () => {
+    const { out, module, config, root, pods } = await fileSinkModule(lab, 'logs-empty-renamed');
+    const a = fakeContainer(root, pods, 'shop', 'web-2', 'app');
+    // A rotation from before the first start: not read (rotated before the shipper knew the path).
+    const older = `${a.file}.20261204-100000`;
+    writeLines(older, 'a', 0, 100);
+    const run1 = startRun(module, lab);
+    await run1.ready;
+    const emptyIno = `${statSync(a.file).ino}`;
+    const empty = await waitFor(
+      () => readCheckpoints(config.dataDir).find((e) => e.ino === emptyIno && e.fpLen === 0),
+      { what: "the empty file's checkpoint" },
+    );
+    expect(empty.bornAfter).toBe('20261204-100000');
+    await run1.stop();
+
+    // As if stopped half-way through the older rotation (a slow sink): its checkpoint at line 50,
+    // listed before the empty file's, so that recovery finds it first.
+    const fh = await open(older, 'r');
+    const fp = await fingerprint(fh, FINGERPRINT_BYTES);
+    await fh.close();
+    const text = readFileSync(older, 'utf8');
+    let half = 0;
+    for (let i = 0; i < 50; i++) half = text.indexOf('\n', half) + 1;
+    const st = statSync(older);
+    writeCheckpoints(config.dataDir, [
+      {
+        dev: `${st.dev}`,
+        ino: `${st.ino}`,
+        fpLen: fp.len,
+        fpHash: fp.hash,
+        offset: half,
+        path: empty.path,
+        realPath: empty.realPath,
+        size: st.size,
+      },
+      empty,
+    ]);
+    // While stopped: the empty file fills and is rotated (still plain); a new one is live.
+    writeLines(a.file, 'a', 100, 200);
+    renameSync(a.file, `${a.file}.20261204-100001`);
+    writeLines(a.file, 'a', 200, 300);
+
+    const run2 = startRun(module, lab);
+    await run2.ready;
+    await waitFor(() => readRecords(out).length >= 250, { what: '250 lines', timeoutMs: 10_000 }).catch(
+      () => {},
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await run2.stop();
+
+    const got = readRecords(out).map((r) => r.message);
+    expect(messages(50, 300).filter((m) => !got.includes(m))).toEqual([]);
+    expect(got).toEqual(messages(50, 300));
+  });
+
+  it('resumes a quiet container: an empty file still live is not taken for a rotated one', async () => {
+    const { out, module, config, root, pods } = await fileSinkModule(lab, 'logs-empty-quiet');
+    const a = fakeContainer(root, pods, 'shop', 'web-3', 'app');
+    // Read and rotated before: its rotations must not be shipped again on every restart.
+    writeLines(`${a.file}.20261204-100000`, 'old', 0, 50);
+    const run1 = startRun(module, lab);
+    await run1.ready;
+    const ino = `${statSync(a.file).ino}`;
+    await waitFor(() => readCheckpoints(config.dataDir).find((e) => e.ino === ino && e.fpLen === 0), {
+      what: "the empty file's checkpoint",
+    });
+    await run1.stop();
+
+    writeLines(a.file, 'a', 0, 20);
+    const run2 = startRun(module, lab);
+    await run2.ready;
+    await waitFor(() => readRecords(out).length >= 20, { what: '20 lines', timeoutMs: 10_000 }).catch(
+      () => {},
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await run2.stop();
+
+    expect(readRecords(out).map((r) => r.message)).toEqual(messages(0, 20));
+  });
+});
