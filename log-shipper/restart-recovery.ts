@@ -168,7 +168,9 @@ export class RestartRecovery {
     for (const candidate of candidates) {
       const st = await stat(candidate, { bigint: true }).catch(() => undefined);
       if (st === undefined || identityKey(st.dev, st.ino) !== entry.key) continue;
-      const fh = await open(candidate, 'r');
+      // Compressed (or deleted) since the stat: then it is looked for among the .gz files below.
+      const fh = await open(candidate, 'r').catch(() => undefined);
+      if (fh === undefined) continue;
       const fp = await fingerprint(fh, entry.fp.len);
       const size = Number(st.size);
       if (fp.hash !== entry.fp.hash || fp.len !== entry.fp.len || entry.offset > size || this.files.stopped) {
@@ -206,7 +208,8 @@ export class RestartRecovery {
       if (stamp !== undefined) await this.drainNewerRotations(entry, dir, names, stamp);
       return true;
     }
-    return this.recoverCompressed(entry, dir, names);
+    // Listed again: the kubelet may have compressed the file since the listing above.
+    return this.recoverCompressed(entry, dir, await readdir(dir).catch(() => names));
   }
 
   /**

@@ -1,13 +1,12 @@
 import { existsSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Lab, waitFor } from '../test/lab/index.ts';
+import { Lab } from '../test/lab/index.ts';
 import {
-  fakeContainer,
-  fileSinkModule,
   gzipAway,
-  readRecords,
-  startRun,
+  messages,
+  restartFor,
+  shippedThenStopped,
   writeLines,
 } from '../test/support/log-shipper/harness.ts';
 
@@ -20,30 +19,34 @@ import {
  */
 
 let afterRecoveryLists: ((dir: string) => void) | undefined;
+let afterRecoveryStats: ((path: string) => void) | undefined;
 vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();
+  // Only the restart recovery's calls (their stack), as the races need.
+  const byRecovery = () => new Error().stack?.includes('restart-recovery') === true;
   const readdir = async (...args: Parameters<typeof fs.readdir>) => {
     const names = await fs.readdir(...args);
-    // Only the restart recovery's listing (its stack), as the race needs.
-    if (afterRecoveryLists && new Error().stack?.includes('restart-recovery'))
-      afterRecoveryLists(String(args[0]));
+    if (afterRecoveryLists && byRecovery()) afterRecoveryLists(String(args[0]));
     return names;
   };
-  return { ...fs, readdir, default: { ...fs, readdir } };
+  const stat = async (...args: Parameters<typeof fs.stat>) => {
+    const st = await fs.stat(...args);
+    if (afterRecoveryStats && byRecovery()) afterRecoveryStats(String(args[0]));
+    return st;
+  };
+  return { ...fs, readdir, stat, default: { ...fs, readdir, stat } };
 });
 
 const lab = new Lab();
-afterEach(() => lab.cleanup());
+afterEach(() => {
+  afterRecoveryLists = undefined;
+  afterRecoveryStats = undefined;
+  return lab.cleanup();
+});
 
 describe('log shipper: a rotated file compressed while the restart recovery reads the directory', () => {
   it('reads it from its .gz: every line once', async () => {
-    const { root, pods, out, module } = await fileSinkModule(lab, 'logs-gz-race');
-    const a = fakeContainer(root, pods, 'shop', 'web-1', 'app');
-    writeLines(a.file, 'a', 0, 100);
-    const run1 = startRun(module, lab);
-    await run1.ready;
-    await waitFor(() => readRecords(out).length >= 100, { what: 'the first 100 lines' });
-    await run1.stop();
+    const { out, module, container: a } = await shippedThenStopped(lab, 'logs-gz-race', 'web-1');
 
     // While stopped: the checkpoint's file is rotated, then the next one too (still plain).
     writeLines(a.file, 'a', 100, 200);
@@ -60,19 +63,33 @@ describe('log shipper: a rotated file compressed while the restart recovery read
       gzipAway(second);
       compressed = true;
     };
-    const run2 = startRun(module, lab);
-    await run2.ready;
-    await waitFor(() => readRecords(out).length >= 400, { what: '400 lines', timeoutMs: 10_000 }).catch(
-      () => {},
-    );
-    await new Promise((r) => setTimeout(r, 500));
-    await run2.stop();
+    const got = await restartFor(module, lab, out, 400);
     afterRecoveryLists = undefined;
 
     expect(compressed).toBe(true);
-    const got = readRecords(out).map((r) => r.message);
-    const expected = Array.from({ length: 400 }, (_, i) => `a-${i}`);
-    expect(expected.filter((m) => !got.includes(m)).length).toBe(0);
-    expect(got.length).toBe(400);
+    expect(messages(0, 400).filter((m) => !got.includes(m))).toEqual([]);
+    expect(got).toEqual(messages(0, 400));
+  });
+
+  it("reads the checkpoint's own file from its .gz when it is compressed between recovery's stat and open", async () => {
+    const { out, module, container: a } = await shippedThenStopped(lab, 'logs-gz-race-own', 'web-2');
+
+    // While stopped: the checkpoint's file grows and is rotated; a new one is live.
+    writeLines(a.file, 'a', 100, 200);
+    const rotated = `${a.file}.20261204-100001`;
+    renameSync(a.file, rotated);
+    writeLines(a.file, 'a', 200, 300);
+
+    let compressed = false;
+    afterRecoveryStats = (path) => {
+      if (path !== rotated || !existsSync(rotated)) return;
+      gzipAway(rotated);
+      compressed = true;
+    };
+    const got = await restartFor(module, lab, out, 300);
+
+    expect(compressed).toBe(true);
+    expect(messages(0, 300).filter((m) => !got.includes(m))).toEqual([]);
+    expect(got).toEqual(messages(0, 300));
   });
 });

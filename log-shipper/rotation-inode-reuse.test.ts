@@ -1,13 +1,13 @@
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AgentModule } from '../shared/module.ts';
 import { Lab, waitFor } from '../test/lab/index.ts';
 import {
   fakeContainer,
   fileSinkModule,
   gzipAway,
-  readRecords,
+  messages,
+  restartFor,
   startRun,
   writeLines,
 } from '../test/support/log-shipper/harness.ts';
@@ -50,22 +50,6 @@ function writeCheckpoints(dataDir: string, files: StoredEntry[]): void {
   writeFileSync(checkpointPath(dataDir), `${JSON.stringify({ version: 1, files })}\n`);
 }
 
-const messages = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `a-${from + i}`);
-
-/** Starts the module again and returns the messages in the output once `expected` arrived (or 10 s). */
-async function restartFor(module: AgentModule, out: string, expected: number): Promise<string[]> {
-  const run = startRun(module, lab);
-  await run.ready;
-  await waitFor(() => readRecords(out).length >= expected, {
-    what: `${expected} lines`,
-    timeoutMs: 10_000,
-  }).catch(() => {});
-  // Anything beyond (a line shipped twice) shows too.
-  await new Promise((r) => setTimeout(r, 300));
-  await run.stop();
-  return readRecords(out).map((r) => r.message);
-}
-
 describe('log shipper: a checkpoint of an empty file, and the inode given to a new file', () => {
   it('reads the rotations made while stopped, not only the new file on that inode', async () => {
     const { out, module, config, root, pods } = await fileSinkModule(lab, 'logs-ino-reuse');
@@ -94,7 +78,7 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     const reused = `${statSync(a.file).ino}`;
     writeCheckpoints(config.dataDir, [{ ...empty, ino: reused }]);
 
-    const got = await restartFor(module, out, 300);
+    const got = await restartFor(module, lab, out, 300);
 
     expect(messages(0, 300).filter((m) => !got.includes(m))).toEqual([]);
     expect(got).toEqual(messages(0, 300));
@@ -143,7 +127,7 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     renameSync(a.file, `${a.file}.20261204-100001`);
     writeLines(a.file, 'a', 200, 300);
 
-    const got = await restartFor(module, out, 250);
+    const got = await restartFor(module, lab, out, 250);
 
     expect(messages(50, 300).filter((m) => !got.includes(m))).toEqual([]);
     expect(got).toEqual(messages(50, 300));
@@ -163,7 +147,7 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     await run1.stop();
 
     writeLines(a.file, 'a', 0, 20);
-    const got = await restartFor(module, out, 20);
+    const got = await restartFor(module, lab, out, 20);
 
     expect(got).toEqual(messages(0, 20));
   });

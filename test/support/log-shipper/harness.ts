@@ -18,7 +18,7 @@ import type { Sink, SinkRecord } from '../../../log-shipper/sink/index.ts';
 import { type Config, type ConfigInput, configSchema } from '../../../shared/config/index.ts';
 import { createLogger } from '../../../shared/logger.ts';
 import type { AgentModule } from '../../../shared/module.ts';
-import { type Lab, tempDir } from '../../lab/index.ts';
+import { type Lab, tempDir, waitFor } from '../../lab/index.ts';
 
 /**
  * Test helpers shaped like a kubelet node: /var/log/pods/<ns>_<pod>_<uid>/<container>/0.log and
@@ -188,4 +188,45 @@ export function gzipAway(rotated: string): void {
   writeFileSync(`${rotated}.tmp`, gzipSync(readFileSync(rotated)));
   renameSync(`${rotated}.tmp`, `${rotated}.gz`);
   unlinkSync(rotated);
+}
+
+/**
+ * A restart scenario's first half: one container (shop/<pod>) whose first 100 lines `a-0`…`a-99`
+ * were shipped by a run that then stopped, its checkpoint written.
+ */
+export async function shippedThenStopped(lab: Lab, prefix: string, pod: string) {
+  const node = await fileSinkModule(lab, prefix);
+  const container = fakeContainer(node.root, node.pods, 'shop', pod, 'app');
+  writeLines(container.file, 'a', 0, 100);
+  const run = startRun(node.module, lab);
+  await run.ready;
+  await waitFor(() => readRecords(node.out).length >= 100, { what: 'the first 100 lines' });
+  await run.stop();
+  return { ...node, container };
+}
+
+/**
+ * Runs the module again until the output holds `expected` records (10 s at most) and a moment
+ * longer (so that a line shipped twice shows too); the messages in the output, in order.
+ */
+export async function restartFor(
+  module: AgentModule,
+  lab: Lab,
+  out: string,
+  expected: number,
+): Promise<string[]> {
+  const run = startRun(module, lab);
+  await run.ready;
+  await waitFor(() => readRecords(out).length >= expected, {
+    what: `${expected} lines`,
+    timeoutMs: 10_000,
+  }).catch(() => {});
+  await new Promise((r) => setTimeout(r, 300));
+  await run.stop();
+  return readRecords(out).map((r) => r.message);
+}
+
+/** `a-<from>` … `a-<to - 1>`, as writeLines(file, 'a', from, to) wrote them. */
+export function messages(from: number, to: number): string[] {
+  return Array.from({ length: to - from }, (_, i) => `a-${from + i}`);
 }
