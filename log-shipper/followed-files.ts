@@ -310,10 +310,22 @@ export class FollowedFiles implements FileOwner, Drains {
     }
     const rotations = await listRotations(dirname(realPath), basename(realPath));
     for (const r of rotations) {
-      if (chain.highWater !== undefined && r.stamp <= chain.highWater) continue;
+      if (chain.highWater !== undefined && r.stamp <= chain.highWater) {
+        // Accounted for already (an earlier listing saw it while its member was still taken for
+        // the live file): that member still needs its stamp, for the order of files found later.
+        const member = r.gz
+          ? undefined
+          : chain.members.find((m) => m.tailer.dev === r.dev && m.tailer.ino === r.ino);
+        if (member !== undefined) member.stamp ??= r.stamp;
+        continue;
+      }
       if (await this.isHeld(chain, r)) continue;
       const missed = await this.openRotation(chain.path, realPath, r);
-      if (missed !== undefined) this.insert(chain, missed);
+      // Newer than every file of the chain (they are accounted for), older than the new live one.
+      if (missed !== undefined) {
+        chain.members.push(missed);
+        this.relink(chain);
+      }
     }
     const newest = rotations.at(-1)?.stamp;
     if (newest !== undefined && (chain.highWater === undefined || newest > chain.highWater))
@@ -527,14 +539,18 @@ export class FollowedFiles implements FileOwner, Drains {
     return file;
   }
 
-  /** By stamp among the rotated files, before the live one; never before the file being read. */
+  /**
+   * A file restart recovery found: by stamp among the rotated files, before the live one; never
+   * before the file being read. Before a former live file whose rotation stamp is not known yet
+   * too: that one was followed after the restart, so it is newer than any file recovery finds.
+   */
   private insert(chain: PathChain, file: FollowedFile): void {
     const m = chain.members;
     let i = chain.running ? 1 : 0;
     for (; i < m.length; i++) {
       const other = m[i]!;
-      if (other.live) break;
-      if (file.stamp !== undefined && other.stamp !== undefined && other.stamp > file.stamp) break;
+      if (other.live || other.stamp === undefined) break;
+      if (file.stamp !== undefined && other.stamp > file.stamp) break;
     }
     m.splice(i, 0, file);
     this.relink(chain);
