@@ -345,7 +345,11 @@ export class FollowedFiles implements FileOwner, Drains {
           if (!this.isReading(member)) await this.refingerprint(member);
         }
       }
-      return member !== undefined || chain.done.some((d) => d.dev === r.dev && d.ino === r.ino);
+      if (member !== undefined) return true;
+      // A file read already is closed, so its inode may hold a newer file now (the kubelet gzipped
+      // the old one): the same only if it starts with the same bytes.
+      const done = chain.done.find((d) => d.dev === r.dev && d.ino === r.ino);
+      return done !== undefined && (await isSameFile(r.path, done.fp));
     }
     // Compressed: a new inode; recognized by its first bytes.
     const fps = [
@@ -637,6 +641,24 @@ async function isCheckpointedFile(fh: FileHandle, entry: CheckpointEntry): Promi
   if (entry.fp.len > 0 || bornAfter === undefined) return true;
   const rotations = await listRotations(dirname(entry.realPath), basename(entry.realPath));
   return !rotations.some((r) => r.stamp > bornAfter);
+}
+
+/**
+ * Whether a plain rotation on the inode of a file read already is that file: the same first bytes
+ * (an empty file's tell nothing: not the same). Gone meanwhile, it is nothing to read either.
+ */
+async function isSameFile(path: string, fp: Fingerprint): Promise<boolean> {
+  if (fp.len === 0) return false;
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, 'r');
+    const mine = await fingerprint(fh, fp.len);
+    return mine.len === fp.len && mine.hash === fp.hash;
+  } catch {
+    return true;
+  } finally {
+    await fh?.close();
+  }
 }
 
 /** Where the last complete line ends, so that reading from the end does not start mid-line. */

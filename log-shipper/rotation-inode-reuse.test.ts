@@ -7,6 +7,7 @@ import {
   fileSinkModule,
   gzipAway,
   messages,
+  readRecords,
   restartFor,
   startRun,
   writeLines,
@@ -150,5 +151,41 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     const got = await restartFor(module, lab, out, 20);
 
     expect(got).toEqual(messages(0, 20));
+  });
+
+  it('reads a rotation that came and went between two looks on the inode of a file read already', async () => {
+    const { out, module, root, pods } = await fileSinkModule(lab, 'logs-done-reuse');
+    const a = fakeContainer(root, pods, 'shop', 'web-4', 'app');
+    writeLines(a.file, 'a', 0, 50);
+    const run = startRun(module, lab);
+    lab.defer('stop the run', () => run.stop().catch(() => {}));
+    await run.ready;
+    const readIno = statSync(a.file).ino;
+    const first = `${a.file}.20261204-100001`;
+    renameSync(a.file, first);
+    writeLines(a.file, 'a', 50, 100);
+    // Read to its end, past the wait for more lines, and closed: a file of the path read already.
+    await waitFor(() => readRecords(out).length >= 100, { what: 'the first 100 lines' });
+    await new Promise((r) => setTimeout(r, 1000));
+
+    // At once (the shipper runs in this process and cannot look in between): the kubelet gzips
+    // the first rotation, freeing its inode, rotates twice, and ext4 gives that inode to the file
+    // that lived under 0.log between the two rotations.
+    gzipAway(first);
+    renameSync(a.file, `${a.file}.20261204-100002`);
+    writeLines(a.file, 'a', 100, 150);
+    const brief = `${a.file}.20261204-100003`;
+    renameSync(a.file, brief);
+    writeLines(a.file, 'a', 150, 200);
+    expect(statSync(brief).ino, 'ext4 gave the freed inode to the next file').toBe(readIno);
+
+    await waitFor(() => readRecords(out).length >= 200, { what: '200 lines', timeoutMs: 10_000 }).catch(
+      () => {},
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await run.stop();
+    const got = readRecords(out).map((r) => r.message);
+    expect(messages(0, 200).filter((m) => !got.includes(m))).toEqual([]);
+    expect(got).toEqual(messages(0, 200));
   });
 });
