@@ -169,7 +169,11 @@ export class RestartRecovery {
       const st = await stat(candidate, { bigint: true }).catch(() => undefined);
       if (st === undefined || identityKey(st.dev, st.ino) !== entry.key) continue;
       // Compressed (or deleted) since the stat: then it is looked for among the .gz files below.
-      const fh = await open(candidate, 'r').catch(() => undefined);
+      // Any other error fails the start, the entry kept for the next one.
+      const fh = await open(candidate, 'r').catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      });
       if (fh === undefined) continue;
       const fp = await fingerprint(fh, entry.fp.len);
       const size = Number(st.size);
@@ -219,9 +223,15 @@ export class RestartRecovery {
    * left to it). Without that stamp (an older checkpoint file) it counts as gone.
    */
   private async recoverEmpty(entry: CheckpointEntry, dir: string, names: string[]): Promise<boolean> {
-    if (entry.bornAfter === undefined) return false;
+    const bornAfter = entry.bornAfter;
+    if (bornAfter === undefined) return false;
     if (this.files.stopped) return true;
-    await this.drainNewerRotations(entry, dir, names, entry.bornAfter);
+    // The kubelet deletes the oldest first: with an older rotation still there, nothing of it was
+    // deleted. Otherwise it may have been, with files after it: estimated as for a path whose
+    // checkpointed files are all gone (its inode cannot tell: ext4 gives it to newer files).
+    const rotations = await listRotations(dir, basename(entry.realPath));
+    if (!rotations.some((r) => r.stamp <= bornAfter)) await this.countGap(entry);
+    await this.drainNewerRotations(entry, dir, names, bornAfter);
     // Kept should the module stop meanwhile: the next start drains what is left.
     if (!this.files.stopped) this.deps.checkpoints.drop(entry);
     return true;

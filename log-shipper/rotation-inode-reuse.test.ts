@@ -1,5 +1,6 @@
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Lab, waitFor } from '../test/lab/index.ts';
 import {
@@ -49,6 +50,25 @@ function readCheckpoints(dataDir: string): StoredEntry[] {
 
 function writeCheckpoints(dataDir: string, files: StoredEntry[]): void {
   writeFileSync(checkpointPath(dataDir), `${JSON.stringify({ version: 1, files })}\n`);
+}
+
+/**
+ * ext4 gives a new file the lowest free inode of its group, so a freed one is soon given again:
+ * files created here take the lower free ones (and are kept) until one gets `ino`, which is then
+ * freed for the next file. False when the filesystem does not hand it out (tmpfs, or taken).
+ */
+function freeForNextFile(dir: string, ino: number): boolean {
+  for (let i = 0; i < 200; i++) {
+    const probe = join(dir, `inode-probe-${i}`);
+    writeFileSync(probe, '');
+    const got = statSync(probe).ino;
+    if (got === ino) {
+      unlinkSync(probe);
+      return true;
+    }
+    if (got > ino) return false;
+  }
+  return false;
 }
 
 describe('log shipper: a checkpoint of an empty file, and the inode given to a new file', () => {
@@ -142,9 +162,14 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     const run1 = startRun(module, lab);
     await run1.ready;
     const ino = `${statSync(a.file).ino}`;
-    await waitFor(() => readCheckpoints(config.dataDir).find((e) => e.ino === ino && e.fpLen === 0), {
-      what: "the empty file's checkpoint",
-    });
+    // Stored with the rotation it came after: the check of the path's rotations runs at restart.
+    await waitFor(
+      () =>
+        readCheckpoints(config.dataDir).find(
+          (e) => e.ino === ino && e.fpLen === 0 && e.bornAfter === '20261204-100000',
+        ),
+      { what: "the empty file's checkpoint" },
+    );
     await run1.stop();
 
     writeLines(a.file, 'a', 0, 20);
@@ -153,7 +178,7 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     expect(got).toEqual(messages(0, 20));
   });
 
-  it('reads a rotation that came and went between two looks on the inode of a file read already', async () => {
+  it('reads a rotation that came and went between two looks on the inode of a file read already', async (ctx) => {
     const { out, module, root, pods } = await fileSinkModule(lab, 'logs-done-reuse');
     const a = fakeContainer(root, pods, 'shop', 'web-4', 'app');
     writeLines(a.file, 'a', 0, 50);
@@ -169,15 +194,21 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     await new Promise((r) => setTimeout(r, 1000));
 
     // At once (the shipper runs in this process and cannot look in between): the kubelet gzips
-    // the first rotation, freeing its inode, rotates twice, and ext4 gives that inode to the file
-    // that lived under 0.log between the two rotations.
+    // the first rotation, freeing its inode, rotates twice, and the file that lived under 0.log
+    // between the two rotations gets that inode.
     gzipAway(first);
     renameSync(a.file, `${a.file}.20261204-100002`);
+    const reused = freeForNextFile(dirname(a.file), readIno);
     writeLines(a.file, 'a', 100, 150);
     const brief = `${a.file}.20261204-100003`;
     renameSync(a.file, brief);
     writeLines(a.file, 'a', 150, 200);
-    expect(statSync(brief).ino, 'ext4 gave the freed inode to the next file').toBe(readIno);
+    if (!reused || statSync(brief).ino !== readIno) {
+      console.warn(
+        `[lab] done-file inode reuse test skipped: the filesystem did not give inode ${readIno} to the next file (ext4 does, unless another process takes it first)`,
+      );
+      ctx.skip();
+    }
 
     await waitFor(() => readRecords(out).length >= 200, { what: '200 lines', timeoutMs: 10_000 }).catch(
       () => {},
@@ -187,5 +218,45 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     const got = readRecords(out).map((r) => r.message);
     expect(messages(0, 200).filter((m) => !got.includes(m))).toEqual([]);
     expect(got).toEqual(messages(0, 200));
+  });
+
+  it('counts as lost what the kubelet deleted of the empty file and the files after it while stopped', async () => {
+    const { out, module, config, root, pods } = await fileSinkModule(lab, 'logs-empty-deleted');
+    const a = fakeContainer(root, pods, 'shop', 'web-5', 'app');
+    const run1 = startRun(module, lab);
+    await run1.ready;
+    const ino = `${statSync(a.file).ino}`;
+    await waitFor(
+      () => readCheckpoints(config.dataDir).find((e) => e.ino === ino && e.fpLen === 0 && e.bornAfter === ''),
+      { what: "the empty file's checkpoint" },
+    );
+    await run1.stop();
+
+    // While stopped, 50 lines a second (CRI timestamps: the rate the estimate uses): the empty
+    // file fills and is rotated, then the next; the kubelet deletes the first (its file count).
+    const savedAt = statSync(checkpointPath(config.dataDir)).mtimeMs;
+    const timed = (file: string, from: number, to: number, startMs: number) =>
+      appendFileSync(
+        file,
+        messages(from, to)
+          .map((m, i) => `${new Date(startMs + i * 20).toISOString()} stdout F ${m}\n`)
+          .join(''),
+      );
+    timed(a.file, 0, 100, savedAt + 100);
+    renameSync(a.file, `${a.file}.20261204-100001`);
+    timed(a.file, 100, 200, savedAt + 2100);
+    renameSync(a.file, `${a.file}.20261204-100002`);
+    timed(a.file, 200, 250, savedAt + 4100);
+    unlinkSync(`${a.file}.20261204-100001`);
+
+    const got = await restartFor(module, lab, out, 150);
+    expect(got).toEqual(messages(100, 250));
+    const lost =
+      (await module.registry.getSingleMetric('nodeward_logs_lost_lines_total')?.get())?.values ?? [];
+    const counted = lost.reduce((sum, v) => sum + v.value, 0);
+    // An estimate from the checkpoint's write to the oldest rotation left: 100 lines, and the
+    // 0.1 s before the first.
+    expect(counted).toBeGreaterThanOrEqual(100);
+    expect(counted).toBeLessThanOrEqual(110);
   });
 });
