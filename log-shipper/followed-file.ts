@@ -44,6 +44,8 @@ export class FollowedFile implements TailOutput, ParseOutput, BatchOwner {
   tailer!: Tailer;
   /** The watched path names this file (it is the newest of its path). */
   live = false;
+  /** Opened under the watched path in this run (not found rotated): newer than what restart recovery finds. */
+  followed = false;
   /** When it was opened: a file of an unknown pod waits for the pod's metadata from then on. */
   readonly openedAt = Date.now();
   /** Its kubelet rotation stamp once it is known to be rotated (`0.log.<stamp>`), for ordering. */

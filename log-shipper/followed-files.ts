@@ -7,7 +7,7 @@ import { type FileOwner, FollowedFile, type FollowedFileDeps } from './followed-
 import { FINGERPRINT_BYTES, type Fingerprint, fingerprint, identityKey } from './identity.ts';
 import type { InflightBudget } from './inflight.ts';
 import { type Drains, RestartRecovery } from './restart-recovery.ts';
-import { gzippedSize, listRotations, openGzipped, type Rotation } from './rotated-files.ts';
+import { gzippedSize, listRotations, openGzipped, openRotated, type Rotation } from './rotated-files.ts';
 import {
   type BufferPool,
   openFile,
@@ -249,6 +249,7 @@ export class FollowedFiles implements FileOwner, Drains {
       });
       fh = undefined;
       file.live = true;
+      file.followed = true;
       await this.append(path, file, realPath, this.initialPaths.has(path));
       this.failed.delete(path);
     } catch (err) {
@@ -348,8 +349,9 @@ export class FollowedFiles implements FileOwner, Drains {
       if (member !== undefined) return true;
       // A file read already is closed, so its inode may hold a newer file now (the kubelet gzipped
       // the old one): the same only if it starts with the same bytes.
-      const done = chain.done.find((d) => d.dev === r.dev && d.ino === r.ino);
-      return done !== undefined && (await isSameFile(r.path, done.fp));
+      for (const d of chain.done)
+        if (d.dev === r.dev && d.ino === r.ino && (await startsLike(r.path, d.fp))) return true;
+      return false;
     }
     // Compressed: a new inode; recognized by its first bytes.
     const fps = [
@@ -385,10 +387,12 @@ export class FollowedFiles implements FileOwner, Drains {
   private async openRotation(path: string, realPath: string, r: Rotation): Promise<FollowedFile | undefined> {
     let file: TailFile | undefined;
     try {
-      file = r.gz ? await openGzipped(r.path) : openFile(await open(r.path, 'r'));
+      let gz = r.gz;
+      if (gz) file = await openGzipped(r.path);
+      else ({ file, gz } = await openRotated(r.path));
       const fp = await fingerprint(file, FINGERPRINT_BYTES);
-      const dev = r.gz ? '0' : `${r.dev}`;
-      const ino = r.gz ? `gz~${fp.hash}` : `${r.ino}`;
+      const dev = gz ? '0' : `${r.dev}`;
+      const ino = gz ? `gz~${fp.hash}` : `${r.ino}`;
       const key = identityKey(dev, ino);
       if (
         fp.len === 0 ||
@@ -402,15 +406,15 @@ export class FollowedFiles implements FileOwner, Drains {
         'reading a rotated log file the reader had not reached before it was rotated again',
       );
       const entry = this.deps.checkpoints.track(key, dev, ino, fp, 0, path, realPath);
-      entry.size = r.gz ? 0 : r.size;
+      entry.size = gz ? 0 : r.size;
       const enrichment = await this.deps.enricher.resolve(entry);
       const f = this.create(entry, enrichment, {
         fh: file,
         path,
-        dev: r.gz ? 0n : r.dev,
-        ino: r.gz ? 0n : r.ino,
+        dev: gz ? 0n : r.dev,
+        ino: gz ? 0n : r.ino,
         start: 0,
-        size: r.gz ? 0 : r.size,
+        size: gz ? 0 : r.size,
         fp,
         following: false,
       });
@@ -419,7 +423,8 @@ export class FollowedFiles implements FileOwner, Drains {
       return f;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        // Deleted by the kubelet (containerLogMaxFiles) between the listing and the open.
+        // Deleted by the kubelet (containerLogMaxFiles) between the listing and the open, plain
+        // and compressed.
         await this.lost({ path, realPath }, 'deleted_before_open', r.size, {
           file: r.path,
           from: 0,
@@ -546,15 +551,16 @@ export class FollowedFiles implements FileOwner, Drains {
   /**
    * A file restart recovery found: by stamp among the rotated files, before the live one; never
    * before the file being read. Before a former live file whose rotation stamp is not known yet
-   * too: that one was followed after the restart, so it is newer than any file recovery finds.
+   * too: that one was followed in this run, so it is newer than any file recovery finds. (Files
+   * rotated by another scheme, docker's `-json.log.1`, have no stamp: they keep the order found.)
    */
   private insert(chain: PathChain, file: FollowedFile): void {
     const m = chain.members;
     let i = chain.running ? 1 : 0;
     for (; i < m.length; i++) {
       const other = m[i]!;
-      if (other.live || other.stamp === undefined) break;
-      if (file.stamp !== undefined && other.stamp > file.stamp) break;
+      if (other.live || (other.followed && other.stamp === undefined)) break;
+      if (file.stamp !== undefined && other.stamp !== undefined && other.stamp > file.stamp) break;
     }
     m.splice(i, 0, file);
     this.relink(chain);
@@ -644,20 +650,21 @@ async function isCheckpointedFile(fh: FileHandle, entry: CheckpointEntry): Promi
 }
 
 /**
- * Whether a plain rotation on the inode of a file read already is that file: the same first bytes
- * (an empty file's tell nothing: not the same). Gone meanwhile, it is nothing to read either.
+ * Whether a plain rotation (or its .gz, compressed since the listing) starts with the bytes of a
+ * fingerprint; an empty file's tell nothing. False when it cannot be read: the caller opens it to
+ * read it, and counts it lost if it is gone.
  */
-async function isSameFile(path: string, fp: Fingerprint): Promise<boolean> {
+async function startsLike(path: string, fp: Fingerprint): Promise<boolean> {
   if (fp.len === 0) return false;
-  let fh: FileHandle | undefined;
+  let file: TailFile | undefined;
   try {
-    fh = await open(path, 'r');
-    const mine = await fingerprint(fh, fp.len);
+    file = (await openRotated(path)).file;
+    const mine = await fingerprint(file, fp.len);
     return mine.len === fp.len && mine.hash === fp.hash;
   } catch {
-    return true;
+    return false;
   } finally {
-    await fh?.close();
+    await file?.close().catch(() => {});
   }
 }
 

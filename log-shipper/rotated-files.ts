@@ -1,7 +1,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import type { TailFile } from './tail.ts';
+import { openFile, type TailFile } from './tail.ts';
 
 /**
  * The kubelet's rotated log files: `<base>.<YYYYMMDD-hhmmss>`, gzipped into `….gz` (the original
@@ -42,14 +42,22 @@ export async function listRotations(dir: string, base: string): Promise<Rotation
     if (had === undefined || had.endsWith('.gz')) byStamp.set(stamp, name);
   }
   const out: Rotation[] = [];
-  for (const [stamp, name] of [...byStamp].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-    const path = join(dir, name);
-    const st = await stat(path, { bigint: true }).catch(() => undefined);
+  for (const [stamp, listed] of [...byStamp].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    let name = listed;
+    let st = await statOf(join(dir, name));
+    // Compressed since the listing: the kubelet wrote <name>.gz, then removed <name>.
+    if (st === undefined && !name.endsWith('.gz')) {
+      name = `${name}.gz`;
+      st = await statOf(join(dir, name));
+    }
     if (st === undefined || !st.isFile()) continue;
+    const path = join(dir, name);
     out.push({ path, stamp, gz: name.endsWith('.gz'), dev: st.dev, ino: st.ino, size: Number(st.size) });
   }
   return out;
 }
+
+const statOf = (path: string) => stat(path, { bigint: true }).catch(() => undefined);
 
 /**
  * A rotated `.gz` read as a stream: decompressed as the tailer asks for bytes, one chunk (16 KiB) in
@@ -57,6 +65,19 @@ export async function listRotations(dir: string, base: string): Promise<Rotation
  * deleting it (containerLogMaxFiles) does not take it away. Reads go forward; a read before the
  * current chunk starts the decompression over (only fingerprints do that, at the start).
  */
+/**
+ * A plain rotated file; when the kubelet compressed it since it was listed (it writes
+ * `<name>.gz`, then removes `<name>`), its .gz (`gz`: decompressed as it is read).
+ */
+export async function openRotated(path: string): Promise<{ file: TailFile; gz: boolean }> {
+  try {
+    return { file: openFile(await open(path, 'r')), gz: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return { file: await openGzipped(`${path}.gz`), gz: true };
+  }
+}
+
 export async function openGzipped(path: string): Promise<TailFile> {
   const fh = await open(path, 'r');
   let iter: AsyncIterator<Buffer> | undefined;
