@@ -4,7 +4,7 @@ import { basename, dirname } from 'node:path';
 import type { CheckpointEntry } from './checkpoint.ts';
 import type { Enrichment } from './enrich.ts';
 import { type FileOwner, FollowedFile, type FollowedFileDeps } from './followed-file.ts';
-import { FINGERPRINT_BYTES, type Fingerprint, fingerprint, identityKey } from './identity.ts';
+import { FINGERPRINT_BYTES, type Fingerprint, fingerprint, identityKey, startsWith } from './identity.ts';
 import type { InflightBudget } from './inflight.ts';
 import { type Drains, RestartRecovery } from './restart-recovery.ts';
 import { gzippedSize, listRotations, openGzipped, openRotated, type Rotation } from './rotated-files.ts';
@@ -394,13 +394,11 @@ export class FollowedFiles implements FileOwner, Drains {
       const dev = gz ? '0' : `${r.dev}`;
       const ino = gz ? `gz~${fp.hash}` : `${r.ino}`;
       const key = identityKey(dev, ino);
-      if (
-        fp.len === 0 ||
-        this.open.has(key) ||
-        this.deps.checkpoints.get(key) !== undefined ||
-        this.stopRequested
-      )
-        return undefined;
+      // A checkpoint on this inode is this file only if it starts the same: a file read and closed
+      // (its last lines in flight) frees its inode once gzipped, and ext4 gives it to newer files.
+      const checkpointed = this.deps.checkpoints.get(key);
+      const known = checkpointed !== undefined && (gz || (await startsWith(file, checkpointed.fp)));
+      if (fp.len === 0 || this.open.has(key) || known || this.stopRequested) return undefined;
       this.deps.log.info(
         { file: r.path, bytes: r.size },
         'reading a rotated log file the reader had not reached before it was rotated again',
@@ -659,8 +657,7 @@ async function startsLike(path: string, fp: Fingerprint): Promise<boolean> {
   let file: TailFile | undefined;
   try {
     file = (await openRotated(path)).file;
-    const mine = await fingerprint(file, fp.len);
-    return mine.len === fp.len && mine.hash === fp.hash;
+    return await startsWith(file, fp);
   } catch {
     return false;
   } finally {

@@ -40,3 +40,10 @@ export async function fingerprint(fh: PositionalReader, len: number): Promise<Fi
     hash: createHash('sha256').update(buf.subarray(0, got)).digest('base64url').slice(0, 22),
   };
 }
+
+/** Whether a file starts with the bytes a fingerprint was taken of; an empty fingerprint tells nothing (false). */
+export async function startsWith(fh: PositionalReader, fp: Fingerprint): Promise<boolean> {
+  if (fp.len === 0) return false;
+  const mine = await fingerprint(fh, fp.len);
+  return mine.len === fp.len && mine.hash === fp.hash;
+}

@@ -351,10 +351,18 @@ export class RestartRecovery {
     }
     const key = identityKey(dev, ino);
     const fp = await fingerprint(file, FINGERPRINT_BYTES);
-    // The entry's own inode is not another checkpoint's: a file checkpointed while empty, renamed.
+    // Another checkpoint on this inode is this file only if it starts the same (below): its own
+    // file may have been deleted while the module was down and the inode given to this one (ext4
+    // does so at once). One checkpointed while empty cannot tell, and reads the rotations after
+    // its own birth itself (recoverEmpty), unless it is the entry this drain is for.
     const checkpointed = this.deps.checkpoints.get(key);
     let known =
-      this.files.isOpen(key) || (checkpointed !== undefined && checkpointed !== entry) || fp.len === 0;
+      this.files.isOpen(key) ||
+      fp.len === 0 ||
+      (checkpointed !== undefined &&
+        checkpointed !== entry &&
+        checkpointed.fp.len === 0 &&
+        checkpointed.bornAfter !== undefined);
     for (const e of this.deps.checkpoints.all()) {
       if (known) break;
       if (e.realPath !== entry.realPath || e.fp.len === 0) continue;

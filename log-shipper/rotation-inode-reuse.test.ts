@@ -1,9 +1,9 @@
 import { appendFileSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Lab, waitFor } from '../test/lab/index.ts';
 import {
+  briefRotationOnInode,
   fakeContainer,
   fileSinkModule,
   gzipAway,
@@ -53,40 +53,35 @@ function writeCheckpoints(dataDir: string, files: StoredEntry[]): void {
 }
 
 /**
- * ext4 gives a new file the lowest free inode of its group, so a freed one is soon given again:
- * files created here take the lower free ones (and are kept) until one gets `ino`, which is then
- * freed for the next file. False when the filesystem does not hand it out (tmpfs, or taken).
+ * A first run that checkpoints the container's empty live file, then stops: the file's entry,
+ * once stored with the rotation it came after (`bornAfter`). `before` writes what is on disk first.
  */
-function freeForNextFile(dir: string, ino: number): boolean {
-  for (let i = 0; i < 200; i++) {
-    const probe = join(dir, `inode-probe-${i}`);
-    writeFileSync(probe, '');
-    const got = statSync(probe).ino;
-    if (got === ino) {
-      unlinkSync(probe);
-      return true;
-    }
-    if (got > ino) return false;
-  }
-  return false;
+async function emptyCheckpointed(
+  prefix: string,
+  pod: string,
+  bornAfter: string,
+  before?: (file: string) => void,
+) {
+  const node = await fileSinkModule(lab, prefix);
+  const a = fakeContainer(node.root, node.pods, 'shop', pod, 'app');
+  before?.(a.file);
+  const run = startRun(node.module, lab);
+  await run.ready;
+  const ino = `${statSync(a.file).ino}`;
+  const empty = await waitFor(
+    () =>
+      readCheckpoints(node.config.dataDir).find(
+        (e) => e.ino === ino && e.fpLen === 0 && e.bornAfter === bornAfter,
+      ),
+    { what: "the empty file's checkpoint, with the rotation it came after" },
+  );
+  await run.stop();
+  return { ...node, a, empty };
 }
 
 describe('log shipper: a checkpoint of an empty file, and the inode given to a new file', () => {
   it('reads the rotations made while stopped, not only the new file on that inode', async () => {
-    const { out, module, config, root, pods } = await fileSinkModule(lab, 'logs-ino-reuse');
-    const a = fakeContainer(root, pods, 'shop', 'web-1', 'app');
-    const run1 = startRun(module, lab);
-    await run1.ready;
-    // The empty live file checkpointed, with the rotation it came after (none).
-    const emptyIno = `${statSync(a.file).ino}`;
-    const empty = await waitFor(
-      () =>
-        readCheckpoints(config.dataDir).find(
-          (e) => e.ino === emptyIno && e.fpLen === 0 && e.bornAfter === '',
-        ),
-      { what: "the empty file's checkpoint" },
-    );
-    await run1.stop();
+    const { out, module, config, a, empty } = await emptyCheckpointed('logs-ino-reuse', 'web-1', '');
 
     // While stopped: it fills and is rotated and gzipped; so is the next; the third is live.
     writeLines(a.file, 'a', 0, 100);
@@ -106,20 +101,14 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
   });
 
   it('reads the empty file renamed while stopped when another checkpoint of its path is found first', async () => {
-    const { out, module, config, root, pods } = await fileSinkModule(lab, 'logs-empty-renamed');
-    const a = fakeContainer(root, pods, 'shop', 'web-2', 'app');
     // A rotation from before the first start: not read (rotated before the shipper knew the path).
-    const older = `${a.file}.20261204-100000`;
-    writeLines(older, 'a', 0, 100);
-    const run1 = startRun(module, lab);
-    await run1.ready;
-    const emptyIno = `${statSync(a.file).ino}`;
-    const empty = await waitFor(
-      () => readCheckpoints(config.dataDir).find((e) => e.ino === emptyIno && e.fpLen === 0),
-      { what: "the empty file's checkpoint" },
+    const { out, module, config, a, empty } = await emptyCheckpointed(
+      'logs-empty-renamed',
+      'web-2',
+      '20261204-100000',
+      (file) => writeLines(`${file}.20261204-100000`, 'a', 0, 100),
     );
-    expect(empty.bornAfter).toBe('20261204-100000');
-    await run1.stop();
+    const older = `${a.file}.20261204-100000`;
 
     // As if stopped half-way through the older rotation (a slow sink): its checkpoint at line 50,
     // listed before the empty file's, so that recovery finds it first.
@@ -154,23 +143,42 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     expect(got).toEqual(messages(50, 300));
   });
 
+  it('reads a rotation on the inode of a checkpointed file the kubelet deleted while stopped', async () => {
+    const { out, module, config, a, empty } = await emptyCheckpointed('logs-deleted-reuse', 'web-6', '');
+
+    // While stopped: the empty file fills and is rotated, so is the next; the third is live.
+    writeLines(a.file, 'a', 0, 100);
+    renameSync(a.file, `${a.file}.20261204-100001`);
+    writeLines(a.file, 'a', 100, 200);
+    const second = `${a.file}.20261204-100002`;
+    renameSync(a.file, second);
+    writeLines(a.file, 'a', 200, 300);
+    // The second rotation got the inode of another checkpointed file of the path, which the kubelet
+    // deleted meanwhile (a file the shipper had not finished: its entry, other first bytes).
+    const deleted: StoredEntry = {
+      ...empty,
+      ino: `${statSync(second).ino}`,
+      fpLen: 40,
+      fpHash: 'AAAAAAAAAAAAAAAAAAAAAA',
+      offset: 0,
+      size: 4000,
+    };
+    writeCheckpoints(config.dataDir, [empty, deleted]);
+
+    const got = await restartFor(module, lab, out, 300);
+    expect(messages(0, 300).filter((m) => !got.includes(m))).toEqual([]);
+    expect(got).toEqual(messages(0, 300));
+  });
+
   it('resumes a quiet container: an empty file still live is not taken for a rotated one', async () => {
-    const { out, module, config, root, pods } = await fileSinkModule(lab, 'logs-empty-quiet');
-    const a = fakeContainer(root, pods, 'shop', 'web-3', 'app');
-    // Read and rotated before: its rotations must not be shipped again on every restart.
-    writeLines(`${a.file}.20261204-100000`, 'old', 0, 50);
-    const run1 = startRun(module, lab);
-    await run1.ready;
-    const ino = `${statSync(a.file).ino}`;
-    // Stored with the rotation it came after: the check of the path's rotations runs at restart.
-    await waitFor(
-      () =>
-        readCheckpoints(config.dataDir).find(
-          (e) => e.ino === ino && e.fpLen === 0 && e.bornAfter === '20261204-100000',
-        ),
-      { what: "the empty file's checkpoint" },
+    // Read and rotated before: its rotations must not be shipped again on every restart. Its entry
+    // stored with the rotation it came after: the check of the path's rotations runs at restart.
+    const { out, module, a } = await emptyCheckpointed(
+      'logs-empty-quiet',
+      'web-3',
+      '20261204-100000',
+      (file) => writeLines(`${file}.20261204-100000`, 'old', 0, 50),
     );
-    await run1.stop();
 
     writeLines(a.file, 'a', 0, 20);
     const got = await restartFor(module, lab, out, 20);
@@ -193,22 +201,9 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     await waitFor(() => readRecords(out).length >= 100, { what: 'the first 100 lines' });
     await new Promise((r) => setTimeout(r, 1000));
 
-    // At once (the shipper runs in this process and cannot look in between): the kubelet gzips
-    // the first rotation, freeing its inode, rotates twice, and the file that lived under 0.log
-    // between the two rotations gets that inode.
-    gzipAway(first);
-    renameSync(a.file, `${a.file}.20261204-100002`);
-    const reused = freeForNextFile(dirname(a.file), readIno);
-    writeLines(a.file, 'a', 100, 150);
-    const brief = `${a.file}.20261204-100003`;
-    renameSync(a.file, brief);
-    writeLines(a.file, 'a', 150, 200);
-    if (!reused || statSync(brief).ino !== readIno) {
-      console.warn(
-        `[lab] done-file inode reuse test skipped: the filesystem did not give inode ${readIno} to the next file (ext4 does, unless another process takes it first)`,
-      );
-      ctx.skip();
-    }
+    // The kubelet gzips the first rotation, freeing its inode, and rotates twice; the file that
+    // lived under 0.log between the two rotations gets that inode.
+    if (!briefRotationOnInode(a.file, first, readIno, [100, 150, 200])) ctx.skip();
 
     await waitFor(() => readRecords(out).length >= 200, { what: '200 lines', timeoutMs: 10_000 }).catch(
       () => {},
@@ -221,16 +216,7 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
   });
 
   it('counts as lost what the kubelet deleted of the empty file and the files after it while stopped', async () => {
-    const { out, module, config, root, pods } = await fileSinkModule(lab, 'logs-empty-deleted');
-    const a = fakeContainer(root, pods, 'shop', 'web-5', 'app');
-    const run1 = startRun(module, lab);
-    await run1.ready;
-    const ino = `${statSync(a.file).ino}`;
-    await waitFor(
-      () => readCheckpoints(config.dataDir).find((e) => e.ino === ino && e.fpLen === 0 && e.bornAfter === ''),
-      { what: "the empty file's checkpoint" },
-    );
-    await run1.stop();
+    const { out, module, config, a } = await emptyCheckpointed('logs-empty-deleted', 'web-5', '');
 
     // While stopped, 50 lines a second (CRI timestamps: the rate the estimate uses): the empty
     // file fills and is rotated, then the next; the kubelet deletes the first (its file count).

@@ -5,11 +5,12 @@ import {
   mkdirSync,
   readFileSync,
   renameSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { expect } from 'vitest';
 import { createLogsModule } from '../../../log-shipper/index.ts';
@@ -229,4 +230,52 @@ export async function restartFor(
 /** `a-<from>` … `a-<to - 1>`, as writeLines(file, 'a', from, to) wrote them. */
 export function messages(from: number, to: number): string[] {
   return Array.from({ length: to - from }, (_, i) => `a-${from + i}`);
+}
+
+/**
+ * ext4 gives a new file the lowest free inode of its group, so a freed one is soon given again:
+ * files created here take the lower free ones (and are kept) until one gets `ino`, which is then
+ * freed for the next file. False when the filesystem does not hand it out (tmpfs, or taken).
+ */
+export function freeForNextFile(dir: string, ino: number): boolean {
+  for (let i = 0; i < 200; i++) {
+    const probe = join(dir, `inode-probe-${i}`);
+    writeFileSync(probe, '');
+    const got = statSync(probe).ino;
+    if (got === ino) {
+      unlinkSync(probe);
+      return true;
+    }
+    if (got > ino) return false;
+  }
+  return false;
+}
+
+/**
+ * The kubelet at once (a shipper in this process cannot look in between): `first`, a rotation of
+ * `file`, gzipped (its inode freed); the live file rotated to `.20261204-100002`; a file with
+ * lines `a-<from>`… that lives under the path only until the next rotation, to `.20261204-100003`,
+ * on inode `ino` where the filesystem gives it; a new live file with `a-<mid>`… `a-<to - 1>`.
+ * Undefined when the brief file did not get `ino` (not ext4, or another process took it first).
+ */
+export function briefRotationOnInode(
+  file: string,
+  first: string,
+  ino: number,
+  [from, mid, to]: [number, number, number],
+): string | undefined {
+  gzipAway(first);
+  renameSync(file, `${file}.20261204-100002`);
+  const freed = freeForNextFile(dirname(file), ino);
+  writeLines(file, 'a', from, mid);
+  const brief = `${file}.20261204-100003`;
+  renameSync(file, brief);
+  writeLines(file, 'a', mid, to);
+  if (!freed || statSync(brief).ino !== ino) {
+    console.warn(
+      `[lab] the filesystem did not give inode ${ino} to the next file: the test that needs it skips`,
+    );
+    return undefined;
+  }
+  return brief;
 }
