@@ -403,6 +403,8 @@ export class FollowedFiles implements FileOwner, Drains {
         { file: r.path, bytes: r.size },
         'reading a rotated log file the reader had not reached before it was rotated again',
       );
+      // The other checkpoint on this inode moves aside: kept until its last lines are acknowledged.
+      if (checkpointed !== undefined) this.deps.checkpoints.detach(checkpointed);
       const entry = this.deps.checkpoints.track(key, dev, ino, fp, 0, path, realPath);
       entry.size = gz ? 0 : r.size;
       const enrichment = await this.deps.enricher.resolve(entry);

@@ -377,6 +377,8 @@ export class RestartRecovery {
       { file: path, bytes: size },
       'draining a log file rotated away while stopped, never read',
     );
+    // The other checkpoint on this inode moves aside, still to be looked for (and counted if gone).
+    if (checkpointed !== undefined && checkpointed !== entry) this.deps.checkpoints.detach(checkpointed);
     const tracked = this.deps.checkpoints.track(key, dev, ino, fp, 0, entry.path, entry.realPath);
     tracked.size = size;
     const enrichment = await this.deps.enricher.resolve(tracked);

@@ -1,6 +1,7 @@
 import { appendFileSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { AgentModule } from '../shared/module.ts';
 import { Lab, waitFor } from '../test/lab/index.ts';
 import {
   briefRotationOnInode,
@@ -77,6 +78,12 @@ async function emptyCheckpointed(
   );
   await run.stop();
   return { ...node, a, empty };
+}
+
+/** nodeward_logs_lost_lines_total, summed over its labels. */
+async function linesLost(module: AgentModule): Promise<number> {
+  const lost = (await module.registry.getSingleMetric('nodeward_logs_lost_lines_total')?.get())?.values ?? [];
+  return lost.reduce((sum, v) => sum + v.value, 0);
 }
 
 describe('log shipper: a checkpoint of an empty file, and the inode given to a new file', () => {
@@ -168,6 +175,8 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     const got = await restartFor(module, lab, out, 300);
     expect(messages(0, 300).filter((m) => !got.includes(m))).toEqual([]);
     expect(got).toEqual(messages(0, 300));
+    // And the deleted file still counts: what was left of it (4,000 bytes of ≈ 50-byte lines).
+    expect(await linesLost(module)).toBeGreaterThan(50);
   });
 
   it('resumes a quiet container: an empty file still live is not taken for a rotated one', async () => {
@@ -237,9 +246,7 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
 
     const got = await restartFor(module, lab, out, 150);
     expect(got).toEqual(messages(100, 250));
-    const lost =
-      (await module.registry.getSingleMetric('nodeward_logs_lost_lines_total')?.get())?.values ?? [];
-    const counted = lost.reduce((sum, v) => sum + v.value, 0);
+    const counted = await linesLost(module);
     // An estimate from the checkpoint's write to the oldest rotation left: 100 lines, and the
     // 0.1 s before the first.
     expect(counted).toBeGreaterThanOrEqual(100);
