@@ -41,10 +41,13 @@ export interface Drains {
 export class RestartRecovery {
   private readonly deps: RestartRecoveryDeps;
   private readonly files: Drains;
-  /** Checkpoint keys being looked for by recover(), and whether their file was found. */
-  private readonly recovering = new Map<string, Promise<boolean>>();
-  /** Keys looked for already, and whether their file was found. */
-  private readonly outcomes = new Map<string, boolean>();
+  /**
+   * Entries being looked for by recover(), and whether their file was found: by entry, not by key
+   * (an entry detached meanwhile changes its key).
+   */
+  private readonly recovering = new Map<CheckpointEntry, Promise<boolean>>();
+  /** Entries looked for already, and whether their file was found. */
+  private readonly outcomes = new Map<CheckpointEntry, boolean>();
   /** Rotated files being checked by drainNewerRotations(). */
   private readonly siblings = new Set<string>();
 
@@ -117,23 +120,23 @@ export class RestartRecovery {
   /** False when the entry's file is gone; true when found (or open, or recovered already). */
   recover(entry: CheckpointEntry): Promise<boolean> {
     if (this.files.isOpen(entry.key)) return Promise.resolve(true);
-    const running = this.recovering.get(entry.key);
+    const running = this.recovering.get(entry);
     if (running !== undefined) return running;
-    const known = this.outcomes.get(entry.key);
+    const known = this.outcomes.get(entry);
     if (known !== undefined) return Promise.resolve(known);
     // Recovered already: the entry is dropped once read.
     if (this.deps.checkpoints.get(entry.key) !== entry) return Promise.resolve(true);
     const work = this.lookFor(entry).then(
       (found) => {
-        this.outcomes.set(entry.key, found);
+        this.outcomes.set(entry, found);
         return found;
       },
       (err: unknown) => {
         throw err;
       },
     );
-    work.finally(() => this.recovering.delete(entry.key)).catch(() => {});
-    this.recovering.set(entry.key, work);
+    work.finally(() => this.recovering.delete(entry)).catch(() => {});
+    this.recovering.set(entry, work);
     return work;
   }
 
@@ -259,6 +262,9 @@ export class RestartRecovery {
         );
         const enrichment = await this.deps.enricher.resolve(entry);
         if (this.files.stopped) return true;
+        // Its old inode is free now (ext4 gives it to newer files): its entry, and so the file
+        // read, must not stand for that inode, or a rotation on it would count as open already.
+        if (!entry.ino.includes('~')) this.deps.checkpoints.detach(entry);
         this.files.start(
           entry,
           enrichment,
@@ -353,14 +359,15 @@ export class RestartRecovery {
     const fp = await fingerprint(file, FINGERPRINT_BYTES);
     // Another checkpoint on this inode is this file only if it starts the same (below): its own
     // file may have been deleted while the module was down and the inode given to this one (ext4
-    // does so at once). One checkpointed while empty cannot tell, and reads the rotations after
-    // its own birth itself (recoverEmpty), unless it is the entry this drain is for.
+    // does so at once). One of this path checkpointed while empty cannot tell, and reads the
+    // rotations after its own birth itself (recoverEmpty), unless it is the entry this drain is for.
     const checkpointed = this.deps.checkpoints.get(key);
     let known =
       this.files.isOpen(key) ||
       fp.len === 0 ||
       (checkpointed !== undefined &&
         checkpointed !== entry &&
+        checkpointed.realPath === entry.realPath &&
         checkpointed.fp.len === 0 &&
         checkpointed.bornAfter !== undefined);
     for (const e of this.deps.checkpoints.all()) {

@@ -1,5 +1,6 @@
 import { appendFileSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentModule } from '../shared/module.ts';
 import { Lab, waitFor } from '../test/lab/index.ts';
@@ -80,6 +81,27 @@ async function emptyCheckpointed(
   return { ...node, a, empty };
 }
 
+/**
+ * Lines a-0…a-99 into `file`, rotated to `.20261204-100001`; a-100…a-199, rotated to
+ * `.20261204-100002` (returned); a-200…a-299 live.
+ */
+function rotateTwice(file: string): string {
+  writeLines(file, 'a', 0, 100);
+  renameSync(file, `${file}.20261204-100001`);
+  writeLines(file, 'a', 100, 200);
+  const second = `${file}.20261204-100002`;
+  renameSync(file, second);
+  writeLines(file, 'a', 200, 300);
+  return second;
+}
+
+/** Where line `n` (from 0) of a text starts. */
+function offsetOfLine(text: string, n: number): number {
+  let at = 0;
+  for (let i = 0; i < n; i++) at = text.indexOf('\n', at) + 1;
+  return at;
+}
+
 /** nodeward_logs_lost_lines_total, summed over its labels. */
 async function linesLost(module: AgentModule): Promise<number> {
   const lost = (await module.registry.getSingleMetric('nodeward_logs_lost_lines_total')?.get())?.values ?? [];
@@ -122,9 +144,7 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     const fh = await open(older, 'r');
     const fp = await fingerprint(fh, FINGERPRINT_BYTES);
     await fh.close();
-    const text = readFileSync(older, 'utf8');
-    let half = 0;
-    for (let i = 0; i < 50; i++) half = text.indexOf('\n', half) + 1;
+    const half = offsetOfLine(readFileSync(older, 'utf8'), 50);
     const st = statSync(older);
     writeCheckpoints(config.dataDir, [
       {
@@ -154,12 +174,7 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     const { out, module, config, a, empty } = await emptyCheckpointed('logs-deleted-reuse', 'web-6', '');
 
     // While stopped: the empty file fills and is rotated, so is the next; the third is live.
-    writeLines(a.file, 'a', 0, 100);
-    renameSync(a.file, `${a.file}.20261204-100001`);
-    writeLines(a.file, 'a', 100, 200);
-    const second = `${a.file}.20261204-100002`;
-    renameSync(a.file, second);
-    writeLines(a.file, 'a', 200, 300);
+    const second = rotateTwice(a.file);
     // The second rotation got the inode of another checkpointed file of the path, which the kubelet
     // deleted meanwhile (a file the shipper had not finished: its entry, other first bytes).
     const deleted: StoredEntry = {
@@ -177,6 +192,56 @@ describe('log shipper: a checkpoint of an empty file, and the inode given to a n
     expect(got).toEqual(messages(0, 300));
     // And the deleted file still counts: what was left of it (4,000 bytes of ≈ 50-byte lines).
     expect(await linesLost(module)).toBeGreaterThan(50);
+  });
+
+  it('reads a rotation on the inode a checkpointed file had before it was gzipped', async () => {
+    const { out, module, config, a, empty } = await emptyCheckpointed('logs-gz-old-inode', 'web-8', '');
+    // While stopped: the file fills and is rotated; half of it was shipped (as if stopped while
+    // behind: its checkpoint at line 50). It is gzipped, freeing its inode, which the next
+    // rotation gets; the third file is live.
+    writeLines(a.file, 'a', 0, 100);
+    const first = `${a.file}.20261204-100001`;
+    renameSync(a.file, first);
+    const fh = await open(first, 'r');
+    const fp = await fingerprint(fh, FINGERPRINT_BYTES);
+    await fh.close();
+    const half = offsetOfLine(readFileSync(first, 'utf8'), 50);
+    gzipAway(first);
+    writeLines(a.file, 'a', 100, 200);
+    const second = `${a.file}.20261204-100002`;
+    renameSync(a.file, second);
+    writeLines(a.file, 'a', 200, 300);
+    const st = statSync(second);
+    writeCheckpoints(config.dataDir, [
+      { ...empty, ino: `${st.ino}`, fpLen: fp.len, fpHash: fp.hash, offset: half, size: half },
+    ]);
+
+    const got = await restartFor(module, lab, out, 250);
+    expect(messages(50, 300).filter((m) => !got.includes(m))).toEqual([]);
+    expect(got).toEqual(messages(50, 300));
+  });
+
+  it("reads a rotation on the inode of another container's empty checkpoint", async () => {
+    const { out, module, config, a, empty, root, pods } = await emptyCheckpointed(
+      'logs-other-empty',
+      'web-9',
+      '',
+    );
+    // While stopped: the empty file fills and is rotated, so is the next; the third is live.
+    const second = rotateTwice(a.file);
+    // The second rotation got the inode of a quiet container's empty file, whose pod was deleted
+    // meanwhile (its checkpoint listed after this one).
+    const gone: StoredEntry = {
+      ...empty,
+      ino: `${statSync(second).ino}`,
+      path: join(root, 'gone_shop_app-0.log'),
+      realPath: join(pods, 'shop_gone_0', 'app', '0.log'),
+    };
+    writeCheckpoints(config.dataDir, [empty, gone]);
+
+    const got = await restartFor(module, lab, out, 300);
+    expect(messages(0, 300).filter((m) => !got.includes(m))).toEqual([]);
+    expect(got).toEqual(messages(0, 300));
   });
 
   it('resumes a quiet container: an empty file still live is not taken for a rotated one', async () => {

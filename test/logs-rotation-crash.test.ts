@@ -26,7 +26,7 @@ import { KubeletLikeWriter } from './support/log-shipper/kubelet-writer.ts';
  * - a live file renamed before its chain listed the rotations, left without a stamp: recovered
  *   files read after it, a line cut by a rotation joined with the wrong file, 2–4 single lines
  *   missing (rotation-restart-order.test.ts).
- * Since, 45 of 45 runs passed, 5 at once.
+ * Since, 60 of 60 runs passed, 5 at once.
  * The count is an estimate from checkpoints: lines delivered in the last checkpoint interval
  * before the SIGKILL (up to about a second of them, 600 here) count as lost too when their file
  * is deleted while the agent is down, hence the bounds of 0.5× to 2× plus that second below
