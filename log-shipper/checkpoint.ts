@@ -39,7 +39,8 @@ export interface CheckpointEntry {
   bornAfter?: string;
 }
 
-interface StoredEntry {
+/** An entry as written to the checkpoint file. */
+export interface StoredEntry {
   dev: string;
   ino: string;
   fpLen: number;

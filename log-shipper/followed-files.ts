@@ -314,9 +314,7 @@ export class FollowedFiles implements FileOwner, Drains {
       if (chain.highWater !== undefined && r.stamp <= chain.highWater) {
         // Accounted for already (an earlier listing saw it while its member was still taken for
         // the live file): that member still needs its stamp, for the order of files found later.
-        const member = r.gz
-          ? undefined
-          : chain.members.find((m) => m.tailer.dev === r.dev && m.tailer.ino === r.ino);
+        const member = memberOn(chain, r);
         if (member !== undefined) member.stamp ??= r.stamp;
         continue;
       }
@@ -337,7 +335,7 @@ export class FollowedFiles implements FileOwner, Drains {
   /** Whether a rotated file is one of the chain's (waiting, being read, or read already). */
   private async isHeld(chain: PathChain, r: Rotation): Promise<boolean> {
     if (!r.gz) {
-      const member = chain.members.find((m) => m.tailer.dev === r.dev && m.tailer.ino === r.ino);
+      const member = memberOn(chain, r);
       if (member !== undefined) {
         member.stamp ??= r.stamp;
         // Its final size: what is lost if the kubelet deletes it while the module is down.
@@ -633,6 +631,11 @@ export class FollowedFiles implements FileOwner, Drains {
       });
     this.runs.add(run);
   }
+}
+
+/** The chain's file a plain rotation is (held open: its inode cannot be another file's); none for a .gz. */
+function memberOn(chain: PathChain, r: Rotation): FollowedFile | undefined {
+  return r.gz ? undefined : chain.members.find((m) => m.tailer.dev === r.dev && m.tailer.ino === r.ino);
 }
 
 /**

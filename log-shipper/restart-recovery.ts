@@ -196,6 +196,7 @@ export class RestartRecovery {
         await fh.close();
         return true;
       }
+      const stamp = rotationStamp(base, basename(candidate));
       this.files.start(
         entry,
         enrichment,
@@ -209,9 +210,8 @@ export class RestartRecovery {
           fp: entry.fp,
           following: false,
         },
-        rotationStamp(base, basename(candidate)),
+        stamp,
       );
-      const stamp = rotationStamp(base, basename(candidate));
       if (stamp !== undefined) await this.drainNewerRotations(entry, dir, names, stamp);
       return true;
     }
@@ -232,8 +232,12 @@ export class RestartRecovery {
     // The kubelet deletes the oldest first: with an older rotation still there, nothing of it was
     // deleted. Otherwise it may have been, with files after it: estimated as for a path whose
     // checkpointed files are all gone (its inode cannot tell: ext4 gives it to newer files).
-    const rotations = await listRotations(dir, basename(entry.realPath));
-    if (!rotations.some((r) => r.stamp <= bornAfter)) await this.countGap(entry);
+    const base = basename(entry.realPath);
+    const older = names.some((n) => {
+      const stamp = rotationStamp(base, n);
+      return stamp !== undefined && stamp <= bornAfter;
+    });
+    if (!older) await this.countGap(entry);
     await this.drainNewerRotations(entry, dir, names, bornAfter);
     // Kept should the module stop meanwhile: the next start drains what is left.
     if (!this.files.stopped) this.deps.checkpoints.drop(entry);

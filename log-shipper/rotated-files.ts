@@ -60,12 +60,6 @@ export async function listRotations(dir: string, base: string): Promise<Rotation
 const statOf = (path: string) => stat(path, { bigint: true }).catch(() => undefined);
 
 /**
- * A rotated `.gz` read as a stream: decompressed as the tailer asks for bytes, one chunk (16 KiB) in
- * memory at a time, never the whole file. The file descriptor is held from the open, so the kubelet
- * deleting it (containerLogMaxFiles) does not take it away. Reads go forward; a read before the
- * current chunk starts the decompression over (only fingerprints do that, at the start).
- */
-/**
  * A plain rotated file; when the kubelet compressed it since it was listed (it writes
  * `<name>.gz`, then removes `<name>`), its .gz (`gz`: decompressed as it is read).
  */
@@ -78,6 +72,12 @@ export async function openRotated(path: string): Promise<{ file: TailFile; gz: b
   }
 }
 
+/**
+ * A rotated `.gz` read as a stream: decompressed as the tailer asks for bytes, one chunk (16 KiB) in
+ * memory at a time, never the whole file. The file descriptor is held from the open, so the kubelet
+ * deleting it (containerLogMaxFiles) does not take it away. Reads go forward; a read before the
+ * current chunk starts the decompression over (only fingerprints do that, at the start).
+ */
 export async function openGzipped(path: string): Promise<TailFile> {
   const fh = await open(path, 'r');
   let iter: AsyncIterator<Buffer> | undefined;

@@ -15,6 +15,7 @@ import {
   startRun,
   writeLines,
 } from '../test/support/log-shipper/harness.ts';
+import type { StoredEntry } from './checkpoint.ts';
 import { FINGERPRINT_BYTES, fingerprint } from './identity.ts';
 import { checkpointPath } from './pipeline.ts';
 
@@ -26,18 +27,6 @@ import { checkpointPath } from './pipeline.ts';
  * read. The inode reuse, which the filesystem decides, is made here by writing the checkpoint as
  * the shipper would have on such a filesystem: the empty file's entry under the new file's inode.
  */
-
-interface StoredEntry {
-  dev: string;
-  ino: string;
-  fpLen: number;
-  fpHash: string;
-  offset: number;
-  path: string;
-  realPath: string;
-  size?: number;
-  bornAfter?: string;
-}
 
 const lab = new Lab();
 afterEach(() => lab.cleanup());
